@@ -1,0 +1,207 @@
+//! Configuration as upstream reads it: `.ko.yaml` (found through `KO_CONFIG_PATH` or in the
+//! working directory) with `KO_<KEY>` environment overrides, and the [`Options`] every front end
+//! fills from its own flags.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// Everything a build/publish call takes. Front ends fill it from flags/keywords; unset fields
+/// fall back to the environment and `.ko.yaml`, as upstream.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Destination repository (`KO_DOCKER_REPO` when unset).
+    pub docker_repo: Option<String>,
+    /// Base image for every import path, overriding `.ko.yaml` and `KO_DEFAULTBASEIMAGE`.
+    pub base_image: Option<String>,
+    /// `--platform` values (`all`, or `os/arch[/variant]` lists).
+    pub platforms: Vec<String>,
+    /// Tags to publish (`latest` when empty).
+    pub tags: Vec<String>,
+    /// Publish `repo:tag` only and return it without a digest.
+    pub tag_only: bool,
+    /// Push to the registry (`--push`, default true). `Some(false)` builds without pushing.
+    pub push: Option<bool>,
+    /// Load into the Docker daemon instead of pushing (`-L`).
+    pub local: bool,
+    /// Name images `repo/<import path>` (`-P`).
+    pub preserve_import_paths: bool,
+    /// Name images `repo/<last path element>` (`-B`).
+    pub base_import_paths: bool,
+    /// Name images `repo` itself (`--bare`).
+    pub bare: bool,
+    /// Allow plain HTTP and unverified TLS to registries, for this call only.
+    pub insecure_registry: bool,
+    /// Also write every image to this OCI layout directory.
+    pub oci_layout_path: Option<PathBuf>,
+    /// Also write a `docker save` tarball here.
+    pub tarball: Option<PathBuf>,
+    /// Write the published references to this file, one per line.
+    pub image_refs: Option<PathBuf>,
+    /// Concurrent builds (0 = number of CPUs).
+    pub jobs: usize,
+    /// `--sbom` (`none` only, for now).
+    pub sbom: Option<String>,
+    /// `key=value` config labels.
+    pub image_labels: Vec<String>,
+    /// `key=value` manifest (and index) annotations.
+    pub image_annotations: Vec<String>,
+    /// Config `User`.
+    pub image_user: Option<String>,
+    /// `--ldflags`, joined with spaces into one `-ldflags=`.
+    pub ldflags: Vec<String>,
+    /// Build with `-gcflags all=-N -l`.
+    pub disable_optimizations: bool,
+    /// `.ko.yaml` file or directory (`KO_CONFIG_PATH` when unset).
+    pub config_path: Option<PathBuf>,
+    /// Where `go` runs and relative paths resolve (the current directory when unset).
+    pub working_dir: Option<PathBuf>,
+}
+
+impl Options {
+    /// The working directory, absolute.
+    pub fn working_dir(&self) -> Result<PathBuf> {
+        let cwd = std::env::current_dir().map_err(|e| Error::io("cannot read the current directory", e))?;
+        Ok(match &self.working_dir {
+            Some(d) if d.is_absolute() => d.clone(),
+            Some(d) => cwd.join(d),
+            None => cwd,
+        })
+    }
+
+    /// The destination repository: the option, else `KO_DOCKER_REPO`.
+    pub fn docker_repo(&self) -> Option<String> {
+        self.docker_repo.clone().or_else(|| env("KO_DOCKER_REPO"))
+    }
+}
+
+/// The parsed `.ko.yaml`, with environment overrides applied.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct KoConfig {
+    pub default_base_image: Option<String>,
+    /// Keys are compared lower-cased, as upstream (viper lower-cases them).
+    #[serde(default)]
+    pub base_image_overrides: BTreeMap<String, String>,
+    #[serde(default, deserialize_with = "string_or_list")]
+    pub default_platforms: Vec<String>,
+    /// Where the config came from, for error messages.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
+}
+
+/// Keys upstream supports that this version does not yet act on; we say so rather than ignore them.
+const NOT_YET_SUPPORTED: &[&str] = &["builds", "defaultEnv", "defaultFlags", "defaultLdflags"];
+
+impl KoConfig {
+    /// Loads `.ko.yaml` from `config_path` (a file or a directory holding `.ko.yaml`), else
+    /// `KO_CONFIG_PATH`, else `<working_dir>/.ko.yaml`; a missing default file is fine.
+    /// Then applies `KO_DEFAULTBASEIMAGE` and `KO_DEFAULTPLATFORMS`.
+    pub fn load(config_path: Option<&Path>, working_dir: &Path) -> Result<Self> {
+        let explicit = config_path.map(Path::to_path_buf).or_else(|| env("KO_CONFIG_PATH").map(PathBuf::from));
+        let path = match &explicit {
+            Some(p) => {
+                let p = if p.is_absolute() { p.clone() } else { working_dir.join(p) };
+                if p.is_dir() { p.join(".ko.yaml") } else { p }
+            }
+            None => working_dir.join(".ko.yaml"),
+        };
+        let mut config = match std::fs::read_to_string(&path) {
+            Ok(text) => Self::parse(&text, &path)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => KoConfig::default(),
+            Err(e) => {
+                return Err(Error::config(format!(
+                    "cannot read config {} (from KO_CONFIG_PATH or --config): {e}",
+                    path.display()
+                )));
+            }
+        };
+        if let Some(base) = env("KO_DEFAULTBASEIMAGE") {
+            config.default_base_image = Some(base);
+        }
+        if let Some(p) = env("KO_DEFAULTPLATFORMS") {
+            config.default_platforms = p.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+        }
+        Ok(config)
+    }
+
+    /// Parses `.ko.yaml` text read from `path`.
+    pub fn parse(text: &str, path: &Path) -> Result<Self> {
+        let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(|e| yaml_error(path, e))?;
+        if let serde_yaml_ng::Value::Mapping(map) = &value {
+            for key in NOT_YET_SUPPORTED {
+                if map.contains_key(*key) {
+                    tracing::warn!("{}: `{key}` is not supported by this version of ko yet and is ignored", path.display());
+                }
+            }
+        }
+        let mut config: KoConfig = match value {
+            serde_yaml_ng::Value::Null => KoConfig::default(),
+            v => serde_yaml_ng::from_value(v).map_err(|e| yaml_error(path, e))?,
+        };
+        config.base_image_overrides =
+            config.base_image_overrides.into_iter().map(|(k, v)| (k.to_lowercase(), v)).collect();
+        config.source = Some(path.to_path_buf());
+        Ok(config)
+    }
+
+    /// The base image for `import_path`: its override, else the default, else the built-in base.
+    pub fn base_for(&self, import_path: &str) -> String {
+        let key = import_path.trim_start_matches("ko://").to_lowercase();
+        self.base_image_overrides
+            .get(&key)
+            .or(self.default_base_image.as_ref())
+            .cloned()
+            .unwrap_or_else(|| crate::image::static_base::NAME.to_string())
+    }
+}
+
+fn yaml_error(path: &Path, e: serde_yaml_ng::Error) -> Error {
+    let at = e.location().map(|l| format!(":{}:{}", l.line(), l.column())).unwrap_or_default();
+    Error::config(format!("{}{at}: {e}", path.display())).with_source(e)
+}
+
+fn string_or_list<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Option::<OneOrMany>::deserialize(d)? {
+        None => Vec::new(),
+        Some(OneOrMany::One(s)) => s.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
+        Some(OneOrMany::Many(v)) => v,
+    })
+}
+
+/// A non-empty environment variable.
+pub(crate) fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_ko_yaml_like_upstream() {
+        let text = "defaultBaseImage: registry.example/base:1\nbaseImageOverrides:\n  Example.com/App/cmd/X: other/base\ndefaultPlatforms: linux/arm64,linux/amd64\n";
+        let c = KoConfig::parse(text, Path::new(".ko.yaml")).unwrap();
+        assert_eq!(c.base_for("ko://example.com/app/cmd/x"), "other/base");
+        assert_eq!(c.base_for("example.com/app/cmd/y"), "registry.example/base:1");
+        assert_eq!(c.default_platforms, ["linux/arm64", "linux/amd64"]);
+        assert_eq!(KoConfig::default().base_for("a/b"), "static");
+    }
+
+    #[test]
+    fn bad_yaml_names_file_and_line() {
+        let err = KoConfig::parse("defaultBaseImage: [unclosed\n", Path::new("/x/.ko.yaml")).unwrap_err();
+        assert!(err.to_string().starts_with("/x/.ko.yaml:"), "{err}");
+        let err = KoConfig::parse("defaultPlatforms: {a: 1}\n", Path::new("/x/.ko.yaml")).unwrap_err();
+        assert!(err.to_string().contains("/x/.ko.yaml"), "{err}");
+    }
+}

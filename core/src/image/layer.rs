@@ -1,0 +1,88 @@
+//! Layers and where their bytes come from. A [`Layer`] is a descriptor plus a diff id plus a
+//! [`BlobSource`] that can stream the compressed bytes on demand, so an image can be published
+//! without ever materialising its layers: a base layer on the same registry is mounted, a layer
+//! already present is skipped, and only what must move is read, once, as a stream.
+
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::Stream;
+
+use super::Descriptor;
+use crate::error::{Error, Result};
+
+/// A stream of blob bytes.
+pub type ByteStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
+
+/// Where a registry holds a blob, for cross-repository mounts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountOrigin {
+    /// `host[:port]` as the user wrote it (`docker.io` resolved to `index.docker.io`).
+    pub registry: String,
+    pub repository: String,
+}
+
+/// A source of blob bytes. Implementations are cheap to clone behind an `Arc` and thread-safe.
+#[async_trait]
+pub trait BlobSource: Send + Sync {
+    /// Opens the blob with `digest` for reading, from the start.
+    async fn open(&self, digest: &str) -> Result<ByteStream>;
+
+    /// The registry repository already holding this blob, if any.
+    fn mount_origin(&self) -> Option<&MountOrigin> {
+        None
+    }
+}
+
+/// One layer of an image.
+#[derive(Clone)]
+pub struct Layer {
+    /// The manifest entry: media type, compressed digest and size (plus any urls/annotations).
+    pub descriptor: Descriptor,
+    /// sha256 of the uncompressed tar.
+    pub diff_id: String,
+    pub source: Arc<dyn BlobSource>,
+}
+
+impl Layer {
+    /// The compressed digest.
+    pub fn digest(&self) -> &str {
+        &self.descriptor.digest
+    }
+
+    /// Opens the compressed bytes.
+    pub async fn open(&self) -> Result<ByteStream> {
+        self.source.open(&self.descriptor.digest).await
+    }
+}
+
+/// A blob in a local file. Holds `keep_alive` (typically the build's temporary directory) so the
+/// file outlives every image that refers to it, and is removed with the last of them.
+pub struct FileBlob {
+    pub path: PathBuf,
+    pub keep_alive: Option<Arc<tempfile::TempDir>>,
+}
+
+#[async_trait]
+impl BlobSource for FileBlob {
+    async fn open(&self, _digest: &str) -> Result<ByteStream> {
+        let file = tokio::fs::File::open(&self.path)
+            .await
+            .map_err(|e| Error::io(format!("cannot open {}", self.path.display()), e))?;
+        Ok(Box::pin(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20)))
+    }
+}
+
+/// A small blob held in memory (the built-in base's layer, configs).
+pub struct MemoryBlob(pub Bytes);
+
+#[async_trait]
+impl BlobSource for MemoryBlob {
+    async fn open(&self, _digest: &str) -> Result<ByteStream> {
+        let bytes = self.0.clone();
+        Ok(Box::pin(futures::stream::once(async move { Ok(bytes) })))
+    }
+}

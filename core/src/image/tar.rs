@@ -1,0 +1,244 @@
+//! Layer writing: tar entries encoded exactly as Go's `archive/tar` encodes them (USTAR, Go's
+//! `%06o\0 ` checksum, zeroed device numbers), so the uncompressed layer — and so its diffid —
+//! equals upstream ko's for the same entries; then gzip; with both sha256 digests and the size
+//! computed in the same streaming pass. Nothing is held in memory beyond the codec buffers.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::Path;
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use sha2::{Digest as _, Sha256};
+
+use crate::error::{Error, Result};
+
+const NAME_SIZE: usize = 100;
+const PREFIX_SIZE: usize = 155;
+
+/// A writer that hashes and counts everything passing through it.
+struct HashingWriter<W> {
+    inner: W,
+    hasher: Sha256,
+    written: u64,
+}
+
+impl<W: Write> HashingWriter<W> {
+    fn new(inner: W) -> Self {
+        HashingWriter { inner, hasher: Sha256::new(), written: 0 }
+    }
+
+    fn finish(self) -> (W, String, u64) {
+        (self.inner, format!("sha256:{}", hex::encode(self.hasher.finalize())), self.written)
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// The digests and size of a finished layer.
+#[derive(Debug, Clone)]
+pub struct LayerDigests {
+    /// sha256 of the gzip bytes (the blob's digest).
+    pub digest: String,
+    /// sha256 of the uncompressed tar (the diff id).
+    pub diff_id: String,
+    /// Size of the gzip bytes.
+    pub size: u64,
+}
+
+type Pipeline<W> = HashingWriter<GzEncoder<HashingWriter<W>>>;
+
+/// Writes a gzipped tar layer into `W` (a file, or memory for small generated layers), entry by
+/// entry. Gzip level 1, as upstream (ggcr's BestSpeed).
+pub struct LayerWriter<W: Write> {
+    tar: ::tar::Builder<Pipeline<W>>,
+}
+
+impl LayerWriter<BufWriter<File>> {
+    /// Creates the file at `path` and starts a layer there.
+    pub fn create(path: &Path) -> Result<Self> {
+        let file = File::create(path).map_err(|e| Error::io(format!("cannot create {}", path.display()), e))?;
+        Ok(Self::new(BufWriter::with_capacity(1 << 20, file)))
+    }
+}
+
+impl<W: Write> LayerWriter<W> {
+    /// Starts a layer written into `out`.
+    pub fn new(out: W) -> Self {
+        let gz = GzEncoder::new(HashingWriter::new(out), Compression::fast());
+        LayerWriter { tar: ::tar::Builder::new(HashingWriter::new(gz)) }
+    }
+
+    /// Appends a directory entry owned by root.
+    pub fn append_dir(&mut self, name: &str, mode: u32, mtime: u64) -> Result<()> {
+        self.append_dir_owned(name, mode, mtime, 0)
+    }
+
+    /// Appends a directory entry owned by `owner` (uid and gid).
+    pub fn append_dir_owned(&mut self, name: &str, mode: u32, mtime: u64, owner: u64) -> Result<()> {
+        let mut header = go_header(name, ::tar::EntryType::Directory, mode, mtime, 0)?;
+        if owner != 0 {
+            header.set_uid(owner);
+            header.set_gid(owner);
+            set_go_checksum(&mut header);
+        }
+        self.tar.append(&header, io::empty()).map_err(write_error)
+    }
+
+    /// Appends a regular file of exactly `size` bytes read from `data`.
+    pub fn append_file(&mut self, name: &str, mode: u32, mtime: u64, size: u64, data: impl Read) -> Result<()> {
+        let header = go_header(name, ::tar::EntryType::Regular, mode, mtime, size)?;
+        let mut counted = CountingReader { inner: data.take(size), read: 0 };
+        self.tar.append(&header, &mut counted).map_err(write_error)?;
+        if counted.read != size {
+            return Err(Error::build(format!("{name} changed size while it was being added to a layer")));
+        }
+        Ok(())
+    }
+
+    /// Writes the tar trailer, flushes the gzip stream and returns the output with the digests.
+    pub fn finish(self) -> Result<(W, LayerDigests)> {
+        let uncompressed = self.tar.into_inner().map_err(write_error)?;
+        let (gz, diff_id, _) = uncompressed.finish();
+        let compressed = gz.finish().map_err(write_error)?;
+        let (mut out, digest, size) = compressed.finish();
+        out.flush().map_err(write_error)?;
+        Ok((out, LayerDigests { digest, diff_id, size }))
+    }
+}
+
+fn write_error(e: io::Error) -> Error {
+    Error::io("cannot write layer", e)
+}
+
+struct CountingReader<R> {
+    inner: R,
+    read: u64,
+}
+
+impl<R: Read> Read for CountingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        Ok(n)
+    }
+}
+
+/// A USTAR header laid out byte for byte as Go's `archive/tar` writes it.
+fn go_header(name: &str, kind: ::tar::EntryType, mode: u32, mtime: u64, size: u64) -> Result<::tar::Header> {
+    let mut h = ::tar::Header::new_ustar();
+    let (prefix, suffix) = split_ustar_path(name).ok_or_else(|| {
+        Error::build(format!(
+            "cannot store {name:?} in a layer: ko writes USTAR entries, whose names must be ASCII and fit in 100 bytes (or split at a '/' into 155 + 100)"
+        ))
+    })?;
+    let ustar = h.as_ustar_mut().expect("new_ustar() makes a USTAR header");
+    ustar.name[..suffix.len()].copy_from_slice(suffix.as_bytes());
+    ustar.prefix[..prefix.len()].copy_from_slice(prefix.as_bytes());
+    h.set_entry_type(kind);
+    h.set_mode(mode);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_size(size);
+    h.set_mtime(mtime);
+    h.set_device_major(0).and_then(|_| h.set_device_minor(0)).map_err(|e| Error::build(e.to_string()))?;
+    set_go_checksum(&mut h);
+    Ok(h)
+}
+
+/// Go's checksum field is six octal digits, a NUL and a space; tar-rs writes seven and a NUL.
+fn set_go_checksum(h: &mut ::tar::Header) {
+    h.as_old_mut().cksum = *b"        ";
+    let sum: u32 = h.as_bytes().iter().map(|&b| u32::from(b)).sum();
+    h.as_old_mut().cksum.copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+}
+
+/// Go's `splitUSTARPath`: names up to 100 bytes go whole into `name`; longer ones are split at a
+/// '/' into a prefix of at most 155 bytes and a name of at most 100. `None` when USTAR cannot hold it.
+fn split_ustar_path(name: &str) -> Option<(&str, &str)> {
+    if !name.is_ascii() || name.is_empty() {
+        return None;
+    }
+    if name.len() <= NAME_SIZE {
+        return Some(("", name));
+    }
+    let mut length = name.len();
+    if length > PREFIX_SIZE + 1 {
+        length = PREFIX_SIZE + 1;
+    } else if name.as_bytes()[length - 1] == b'/' {
+        length -= 1;
+    }
+    let i = name[..length].rfind('/')?;
+    let (plen, nlen) = (i, name.len() - i - 1);
+    if i == 0 || nlen > NAME_SIZE || nlen == 0 || plen > PREFIX_SIZE {
+        return None;
+    }
+    Some((&name[..i], &name[i + 1..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_matches_go_layout() {
+        let h = go_header("/ko-app/app", ::tar::EntryType::Regular, 0o555, 0, 5).unwrap();
+        let b = h.as_bytes();
+        assert_eq!(&b[0..11], b"/ko-app/app");
+        assert_eq!(&b[100..108], b"0000555\0");
+        assert_eq!(&b[108..116], b"0000000\0");
+        assert_eq!(&b[124..136], b"00000000005\0");
+        assert_eq!(&b[136..148], b"00000000000\0");
+        assert_eq!(b[156], b'0');
+        assert_eq!(&b[257..265], b"ustar\x0000");
+        assert_eq!(&b[329..345], b"0000000\00000000\0");
+        assert_eq!(&b[154..156], b"\0 ");
+        let sum: u32 = b.iter().enumerate().map(|(i, &x)| if (148..156).contains(&i) { 32 } else { u32::from(x) }).sum();
+        assert_eq!(std::str::from_utf8(&b[148..154]).unwrap(), format!("{sum:06o}"));
+    }
+
+    #[test]
+    fn long_paths_split_like_go() {
+        let long = format!("/var/run/ko/{}/file.txt", "d".repeat(120));
+        let (prefix, name) = split_ustar_path(&long).unwrap();
+        assert_eq!(prefix, format!("/var/run/ko/{}", "d".repeat(120)));
+        assert_eq!(name, "file.txt");
+        assert!(split_ustar_path(&"x".repeat(101)).is_none());
+        assert!(split_ustar_path("/var/run/ko/é").is_none());
+    }
+
+    #[test]
+    fn layer_digests_describe_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("layer.tar.gz");
+        let mut w = LayerWriter::create(&path).unwrap();
+        w.append_dir("ko-app", 0o555, 0).unwrap();
+        w.append_file("/ko-app/x", 0o555, 0, 3, &b"abc"[..]).unwrap();
+        let (_, out) = w.finish().unwrap();
+        let gz = std::fs::read(&path).unwrap();
+        assert_eq!(out.size, gz.len() as u64);
+        assert_eq!(out.digest, crate::image::sha256_digest(&gz));
+        let mut tar = Vec::new();
+        flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut tar).unwrap();
+        assert_eq!(out.diff_id, crate::image::sha256_digest(&tar));
+        assert_eq!(tar.len(), 512 * 5, "two headers, one data block, two zero blocks, no record padding");
+        assert!(w_is_err_on_short_read());
+    }
+
+    fn w_is_err_on_short_read() -> bool {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = LayerWriter::create(&dir.path().join("l")).unwrap();
+        w.append_file("f", 0o555, 0, 10, &b"abc"[..]).is_err()
+    }
+}

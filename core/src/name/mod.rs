@@ -1,0 +1,152 @@
+//! Image names: destination repositories (`KO_DOCKER_REPO`), references with tags and digests,
+//! and the upstream namers that turn an import path into a repository name.
+
+use std::fmt;
+use std::str::FromStr;
+
+use md5::{Digest as _, Md5};
+use oci_client::Reference;
+
+use crate::error::{Error, Result};
+
+/// A repository in a registry: `registry/path`, no tag or digest.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Repository {
+    /// `host[:port]`, as written (Docker Hub as `docker.io`).
+    pub registry: String,
+    pub path: String,
+}
+
+impl Repository {
+    /// Parses a repository such as `KO_DOCKER_REPO`: a registry host with an optional path, or a
+    /// Docker Hub name (`user/app` → `docker.io/user/app`). Tags and digests are refused.
+    pub fn parse(s: &str) -> Result<Self> {
+        let bad = |why: &str| {
+            Error::invalid(format!(
+                "invalid repository {s:?}: {why}; expected e.g. registry.example.com/team or 127.0.0.1:5000/images"
+            ))
+        };
+        if s.is_empty() {
+            return Err(bad("it is empty"));
+        }
+        if s.contains('@') {
+            return Err(bad("a repository cannot carry a digest"));
+        }
+        let (first, rest) = match s.split_once('/') {
+            Some((f, r)) => (f, Some(r)),
+            None => (s, None),
+        };
+        let host_like = first.contains('.') || first.contains(':') || first == "localhost";
+        let (registry, path) = match rest {
+            Some(r) if host_like => (first.to_string(), r.to_string()),
+            None if host_like => (first.to_string(), String::new()),
+            _ => ("docker.io".to_string(), s.to_string()),
+        };
+        if path.rsplit('/').next().is_some_and(|last| last.contains(':')) {
+            return Err(bad("a repository cannot carry a tag"));
+        }
+        let repo = Repository { registry, path };
+        // Validate the whole name with the distribution grammar, through a tagged reference.
+        let probe = if repo.path.is_empty() { format!("{}/x:latest", repo.registry) } else { format!("{repo}:latest") };
+        Reference::from_str(&probe).map_err(|e| bad(&e.to_string()))?;
+        Ok(repo)
+    }
+
+    /// This repository with `/name` appended (or itself when `name` is empty).
+    pub fn join(&self, name: &str) -> Repository {
+        let path = match (self.path.is_empty(), name.is_empty()) {
+            (_, true) => self.path.clone(),
+            (true, false) => name.to_string(),
+            (false, false) => format!("{}/{}", self.path, name),
+        };
+        Repository { registry: self.registry.clone(), path }
+    }
+
+    /// `repo:tag`.
+    pub fn tag(&self, tag: &str) -> Reference {
+        Reference::with_tag(self.registry.clone(), self.path.clone(), tag.to_string())
+    }
+
+    /// `repo@digest`.
+    pub fn digest(&self, digest: &str) -> Reference {
+        Reference::with_digest(self.registry.clone(), self.path.clone(), digest.to_string())
+    }
+}
+
+impl fmt::Display for Repository {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() { f.write_str(&self.registry) } else { write!(f, "{}/{}", self.registry, self.path) }
+    }
+}
+
+/// Checks a tag against the distribution grammar.
+pub fn validate_tag(tag: &str) -> Result<()> {
+    let ok = !tag.is_empty()
+        && tag.len() <= 128
+        && tag.chars().next().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+        && tag.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::invalid(format!(
+            "invalid tag {tag:?}: tags are up to 128 letters, digits, '_', '.' or '-', not starting with '.' or '-'"
+        )))
+    }
+}
+
+/// How an import path becomes a repository name under the destination, as upstream's namers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Naming {
+    /// `<last element>-<md5 of the import path>` (upstream's default).
+    #[default]
+    Md5,
+    /// The whole import path (`-P`).
+    PreserveImportPaths,
+    /// The last element only (`-B`).
+    BaseImportPaths,
+    /// Nothing: the destination itself (`--bare`).
+    Bare,
+}
+
+impl Naming {
+    /// The name appended to the destination for `import_path` (any `ko://` prefix removed;
+    /// lower-cased first, as upstream).
+    pub fn name(self, import_path: &str) -> String {
+        let ip = import_path.trim_start_matches("ko://").to_lowercase();
+        let base = ip.rsplit('/').next().unwrap_or(&ip).to_string();
+        match self {
+            Naming::Md5 => format!("{base}-{}", hex::encode(Md5::digest(ip.as_bytes()))),
+            Naming::PreserveImportPaths => ip,
+            Naming::BaseImportPaths => base,
+            Naming::Bare => String::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repositories() {
+        let r = Repository::parse("127.0.0.1:5000/test").unwrap();
+        assert_eq!((r.registry.as_str(), r.path.as_str()), ("127.0.0.1:5000", "test"));
+        assert_eq!(Repository::parse("user/app").unwrap().to_string(), "docker.io/user/app");
+        assert_eq!(Repository::parse("ghcr.io").unwrap().join("x").to_string(), "ghcr.io/x");
+        assert!(Repository::parse("UPPER CASE!!").is_err());
+        assert!(Repository::parse("host:5000/x:tag").is_err());
+        assert!(Repository::parse("host/x@sha256:abc").is_err());
+        assert!(Repository::parse("").is_err());
+    }
+
+    #[test]
+    fn namers_match_upstream() {
+        // md5sum of the lower-cased import path, as upstream computes it.
+        assert_eq!(Naming::Md5.name("ko://github.com/google/ko/test"), "test-46c4b272b3716c422d5ff6dfc7547fa9");
+        assert_eq!(Naming::PreserveImportPaths.name("Example.com/App/cmd/X"), "example.com/app/cmd/x");
+        assert_eq!(Naming::BaseImportPaths.name("example.com/app/cmd/x"), "x");
+        assert_eq!(Naming::Bare.name("example.com/app/cmd/x"), "");
+        assert!(validate_tag("v1.2.3_rc-1").is_ok());
+        assert!(validate_tag("-x").is_err());
+    }
+}

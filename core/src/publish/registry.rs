@@ -1,0 +1,117 @@
+//! Publishing to a registry. Per image: every blob is checked (HEAD) and only then mounted from
+//! the base's repository or uploaded as a stream; the manifest goes up only after all its blobs
+//! are confirmed, and an index only after all its children. The first tag is pushed, then the
+//! others are pointed at the same manifest, so a tag never names a partially pushed image.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::{StreamExt, TryStreamExt};
+
+use super::{Destination, Publisher};
+use crate::error::Result;
+use crate::image::{Artifact, Image, Layer, media_type};
+use crate::image::layer::MemoryBlob;
+use crate::name::Repository;
+use crate::registry::RegistryClient;
+
+/// Blobs uploaded at once per image.
+const BLOB_JOBS: usize = 4;
+
+pub struct RegistryPublisher {
+    client: Arc<RegistryClient>,
+    destination: Destination,
+}
+
+impl RegistryPublisher {
+    pub fn new(client: Arc<RegistryClient>, destination: Destination) -> Self {
+        RegistryPublisher { client, destination }
+    }
+
+    async fn push_blob(&self, repo: &Repository, layer: &Layer) -> Result<()> {
+        let target = repo.tag("latest");
+        let digest = layer.digest();
+        if self.client.blob_exists(&target, digest).await? {
+            tracing::info!("existing blob: {digest}");
+            return Ok(());
+        }
+        if let Some(origin) = layer.source.mount_origin()
+            && origin.registry == repo.registry
+            && origin.repository != repo.path
+            && self.client.mount_blob(&target, &origin.repository, digest).await?
+        {
+            tracing::info!("mounted blob: {digest}");
+            return Ok(());
+        }
+        let data = layer.open().await?;
+        self.client.push_blob(&target, digest, layer.descriptor.size, data).await?;
+        tracing::info!("pushed blob: {digest}");
+        Ok(())
+    }
+
+    /// Uploads an image's config and layers (not its manifest).
+    async fn push_blobs(&self, repo: &Repository, image: &Image) -> Result<()> {
+        let config = Layer {
+            descriptor: crate::image::Descriptor::new(
+                &image.config_media_type()?,
+                &image.config.digest,
+                image.config.bytes.len() as u64,
+            ),
+            diff_id: String::new(),
+            source: Arc::new(MemoryBlob(image.config.bytes.clone())),
+        };
+        let mut blobs: Vec<&Layer> = Vec::with_capacity(image.layers.len() + 1);
+        blobs.push(&config);
+        for l in &image.layers {
+            if !blobs.iter().any(|b| b.digest() == l.digest()) {
+                blobs.push(l);
+            }
+        }
+        let pushes: Vec<_> = blobs.into_iter().map(|b| Box::pin(self.push_blob(repo, b))).collect();
+        futures::stream::iter(pushes)
+            .buffer_unordered(BLOB_JOBS)
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok(())
+    }
+
+    /// Puts a manifest at `tag` unless the tag already names exactly this digest.
+    async fn put_tag(&self, repo: &Repository, tag: &str, artifact: &Artifact) -> Result<()> {
+        let reference = repo.tag(tag);
+        if self.client.manifest_digest(&reference).await?.as_deref() == Some(artifact.digest()) {
+            tracing::info!("existing manifest: {repo}:{tag}@{}", artifact.digest());
+            return Ok(());
+        }
+        self.client.push_manifest(&reference, artifact.manifest_bytes().clone(), artifact.media_type()).await?;
+        tracing::info!("{repo}:{tag}: digest: {} size: {}", artifact.digest(), artifact.manifest_bytes().len());
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Publisher for RegistryPublisher {
+    async fn publish(&self, artifact: &Artifact, import_path: &str) -> Result<String> {
+        let repo = self.destination.repository_for(import_path);
+        let tags = &self.destination.tags;
+        tracing::info!("Publishing {repo}:{}", tags[0]);
+        match artifact {
+            Artifact::Image(image) => self.push_blobs(&repo, image).await?,
+            Artifact::Index(index) => {
+                for child in &index.images {
+                    self.push_blobs(&repo, child).await?;
+                    let by_digest = repo.digest(&child.manifest.digest);
+                    debug_assert!(media_type::is_manifest(&child.media_type));
+                    self.client.push_manifest(&by_digest, child.manifest.bytes.clone(), &child.media_type).await?;
+                }
+            }
+        }
+        self.put_tag(&repo, &tags[0], artifact).await?;
+        for tag in &tags[1..] {
+            tracing::info!("Tagging {repo}:{tag}");
+            self.put_tag(&repo, tag, artifact).await?;
+        }
+        let reference = self.destination.reference(&repo, artifact.digest());
+        tracing::info!("Published {reference}");
+        Ok(reference)
+    }
+}
