@@ -9,7 +9,12 @@ use std::process::ExitCode;
 use clap::{ArgAction, Args, Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "ko", version, about = "Build and deploy Go applications as container images", propagate_version = true)]
+#[command(
+    name = "ko",
+    version,
+    about = "Build and deploy Go applications as container images",
+    propagate_version = true
+)]
 struct Cli {
     /// Log debug detail (registry traffic) to stderr.
     #[arg(short, long, global = true)]
@@ -22,16 +27,19 @@ struct Cli {
 enum Command {
     /// Build and publish container images from the given import paths.
     #[command(visible_alias = "publish")]
-    Build {
-        #[command(flatten)]
-        build: BuildFlags,
-        #[command(flatten)]
-        publish: PublishFlags,
-        /// Import paths: full (example.com/app/cmd/x), relative (./cmd/x, .) or ko://…
-        import_paths: Vec<String>,
-    },
+    Build(Box<BuildCommand>),
     /// Print the version.
     Version,
+}
+
+#[derive(Args)]
+struct BuildCommand {
+    #[command(flatten)]
+    build: BuildFlags,
+    #[command(flatten)]
+    publish: PublishFlags,
+    /// Import paths: full (example.com/app/cmd/x), relative (./cmd/x, .) or ko://…
+    import_paths: Vec<String>,
 }
 
 /// Flags that shape what is built (upstream's `options/build.go`).
@@ -128,9 +136,9 @@ fn options(build: BuildFlags, publish: PublishFlags) -> ko_core::Options {
 
 async fn run(command: Command) -> ko_core::Result<()> {
     match command {
-        Command::Build { build, publish, import_paths } => {
-            let opts = options(build, publish);
-            let args: Vec<&str> = import_paths.iter().map(String::as_str).collect();
+        Command::Build(cmd) => {
+            let opts = options(cmd.build, cmd.publish);
+            let args: Vec<&str> = cmd.import_paths.iter().map(String::as_str).collect();
             let published = tokio::select! {
                 r = ko_core::build(&args, &opts) => r?,
                 _ = tokio::signal::ctrl_c() => {

@@ -28,7 +28,9 @@ use build::{Builder, GoBuilder};
 use image::Artifact;
 use image::platform::{Platform, PlatformSelection};
 use name::{Naming, Repository};
-use publish::{Destination, LayoutPublisher, MultiPublisher, NopPublisher, Publisher, RegistryPublisher, TarballPublisher};
+use publish::{
+    Destination, LayoutPublisher, MultiPublisher, NopPublisher, Publisher, RegistryPublisher, TarballPublisher,
+};
 use registry::RegistryClient;
 
 /// One published import path.
@@ -89,7 +91,8 @@ impl Session {
                     text.push('\n');
                 }
             }
-            std::fs::write(path, text).map_err(|e| Error::io(format!("cannot write --image-refs {}", path.display()), e))?;
+            std::fs::write(path, text)
+                .map_err(|e| Error::io(format!("cannot write --image-refs {}", path.display()), e))?;
         }
         Ok(published)
     }
@@ -128,9 +131,11 @@ fn parse_pairs(values: &[String], flag: &str) -> Result<Vec<(String, String)>> {
 fn epoch(var: &str) -> Result<Option<i64>> {
     match config::env(var) {
         None => Ok(None),
-        Some(v) => v.trim().parse().map(Some).map_err(|_| {
-            Error::config(format!("{var}={v:?} is not a number of seconds since 1970"))
-        }),
+        Some(v) => v
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| Error::config(format!("{var}={v:?} is not a number of seconds since 1970"))),
     }
 }
 

@@ -38,7 +38,13 @@ pub enum Base {
     /// A single-platform image.
     Image { reference: String, image: Image },
     /// A multi-platform index; child images are loaded on demand.
-    Index { reference: String, media_type: String, manifest: RawJson, index: IndexManifest, source: Arc<dyn ImageSource> },
+    Index {
+        reference: String,
+        media_type: String,
+        manifest: RawJson,
+        index: IndexManifest,
+        source: Arc<dyn ImageSource>,
+    },
     /// `scratch` or the built-in base.
     Synthetic(Synthetic),
 }
@@ -127,7 +133,13 @@ fn parse_manifest(raw: &RawJson, name: &str) -> Result<Manifest> {
 }
 
 /// Builds an [`Image`] from a manifest, its config and a blob source for its layers.
-fn assemble(manifest_raw: RawJson, mt: String, config: RawJson, blobs: Arc<dyn BlobSource>, name: &str) -> Result<Image> {
+fn assemble(
+    manifest_raw: RawJson,
+    mt: String,
+    config: RawJson,
+    blobs: Arc<dyn BlobSource>,
+    name: &str,
+) -> Result<Image> {
     let manifest = parse_manifest(&manifest_raw, name)?;
     let cfg: serde_json::Value = serde_json::from_slice(&config.bytes)
         .map_err(|e| Error::build(format!("base image {name}: invalid config: {e}")))?;
@@ -163,7 +175,10 @@ impl RegistrySource {
         let name = format!("{}/{}@{}", self.repository.registry(), self.repository.repository(), manifest.digest);
         let parsed = parse_manifest(&manifest, &name)?;
         if parsed.config.size > MAX_CONFIG_SIZE {
-            return Err(Error::build(format!("base image {name}: config of {} bytes is too large", parsed.config.size)));
+            return Err(Error::build(format!(
+                "base image {name}: config of {} bytes is too large",
+                parsed.config.size
+            )));
         }
         let stream = self.registry.blob_stream(&self.repository, &parsed.config.digest).await?;
         let chunks: Vec<bytes::Bytes> =
@@ -230,7 +245,8 @@ impl LayoutSource {
 
     async fn read_blob(&self, digest: &str) -> Result<RawJson> {
         let path = self.blob_path(digest)?;
-        let bytes = tokio::fs::read(&path).await.map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
+        let bytes =
+            tokio::fs::read(&path).await.map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
         let raw = RawJson::from_bytes(bytes.into());
         if raw.digest != digest {
             return Err(Error::build(format!("{}: content does not match its digest {digest}", path.display())));
@@ -285,19 +301,20 @@ async fn load_layout(name: &str, spec: &str, working_dir: &Path) -> Result<Base>
     };
     let dir = working_dir.join(dir);
     let index_path = dir.join("index.json");
-    let bytes = tokio::fs::read(&index_path).await.map_err(|e| {
-        Error::not_found(format!("base image {name}: cannot read {}: {e}", index_path.display()))
-    })?;
+    let bytes = tokio::fs::read(&index_path)
+        .await
+        .map_err(|e| Error::not_found(format!("base image {name}: cannot read {}: {e}", index_path.display())))?;
     let top = RawJson::from_bytes(bytes.into());
     let index = parse_index(&top, name)?;
     let source = Arc::new(LayoutSource { dir });
-    let entry = match digest {
-        Some(d) => Some(index.manifests.iter().find(|m| m.digest == d).cloned().ok_or_else(|| {
-            Error::not_found(format!("base image {name}: {d} is not in {}", index_path.display()))
-        })?),
-        None if index.manifests.len() == 1 => Some(index.manifests[0].clone()),
-        None => None,
-    };
+    let entry =
+        match digest {
+            Some(d) => Some(index.manifests.iter().find(|m| m.digest == d).cloned().ok_or_else(|| {
+                Error::not_found(format!("base image {name}: {d} is not in {}", index_path.display()))
+            })?),
+            None if index.manifests.len() == 1 => Some(index.manifests[0].clone()),
+            None => None,
+        };
     match entry {
         None => Ok(Base::Index {
             reference: name.to_string(),

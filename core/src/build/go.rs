@@ -134,10 +134,7 @@ impl GoBuilder {
     }
 
     fn go_missing(&self, e: std::io::Error) -> Error {
-        Error::build(format!(
-            "cannot run {:?}: {e}; install Go or set KO_GO_PATH to the go binary",
-            self.settings.go
-        ))
+        Error::build(format!("cannot run {:?}: {e}; install Go or set KO_GO_PATH to the go binary", self.settings.go))
     }
 
     async fn package(&self, import_path: &str) -> Result<Package> {
@@ -400,8 +397,7 @@ impl Builder for GoBuilder {
 
     async fn build(&self, import_path: &str) -> Result<Artifact> {
         let pkg = self.package(import_path).await?;
-        let base_name =
-            self.settings.base_image.clone().unwrap_or_else(|| self.settings.config.base_for(import_path));
+        let base_name = self.settings.base_image.clone().unwrap_or_else(|| self.settings.config.base_for(import_path));
         let base = self.bases.resolve(&base_name).await?;
         let base_digest = base.digest()?;
         match &base_digest {
@@ -467,9 +463,8 @@ impl Builder for GoBuilder {
                         let base_image = source.image(&d).await?;
                         let platform = d.platform.clone().expect("matched entries have platforms");
                         let builder = ImageBuilder::from_base(&base_image)?;
-                        let img = self
-                            .build_one(import_path, builder, &platform, annotate(&d.digest), kodata, tmp)
-                            .await?;
+                        let img =
+                            self.build_one(import_path, builder, &platform, annotate(&d.digest), kodata, tmp).await?;
                         Ok::<_, Error>((d, img))
                     }
                 };
@@ -478,7 +473,8 @@ impl Builder for GoBuilder {
                     return Ok(Artifact::Image(Arc::new(img)));
                 }
                 let children = futures::future::try_join_all(matches.into_iter().map(build_child)).await?;
-                let mut annotations = vec![(BASE_NAME.to_string(), base_ref.clone()), (BASE_DIGEST.to_string(), manifest.digest.clone())];
+                let mut annotations =
+                    vec![(BASE_NAME.to_string(), base_ref.clone()), (BASE_DIGEST.to_string(), manifest.digest.clone())];
                 annotations.extend(self.settings.annotations.iter().cloned());
                 Ok(Artifact::Index(Arc::new(make_index(index_type, children, annotations)?)))
             }

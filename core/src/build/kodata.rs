@@ -39,15 +39,16 @@ fn walk<W: Write>(
     ancestors: &mut Vec<PathBuf>,
 ) -> Result<()> {
     let read_err = |e| Error::io(format!("cannot read kodata directory {}", dir.display()), e);
-    let mut entries: Vec<_> = std::fs::read_dir(dir).map_err(read_err)?.collect::<std::io::Result<_>>().map_err(read_err)?;
+    let mut entries: Vec<_> =
+        std::fs::read_dir(dir).map_err(read_err)?.collect::<std::io::Result<_>>().map_err(read_err)?;
     // filepath.Walk order: lexical by name.
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let host_path = entry.path();
         let name = entry.file_name();
-        let name = name.to_str().ok_or_else(|| {
-            Error::build(format!("kodata file name {} is not valid UTF-8", host_path.display()))
-        })?;
+        let name = name
+            .to_str()
+            .ok_or_else(|| Error::build(format!("kodata file name {} is not valid UTF-8", host_path.display())))?;
         let image_path = format!("{chroot}/{name}");
         let file_type = entry.file_type().map_err(read_err)?;
         if file_type.is_dir() {
@@ -87,12 +88,7 @@ pub fn allowed_root(package_dir: &Path, module_dir: Option<&Path>) -> PathBuf {
     if let Some(root) = crate::config::env("KO_DATA_PATH_ALLOWED_ROOT") {
         return PathBuf::from(root);
     }
-    package_dir
-        .ancestors()
-        .find(|d| d.join(".git").exists())
-        .or(module_dir)
-        .unwrap_or(package_dir)
-        .to_path_buf()
+    package_dir.ancestors().find(|d| d.join(".git").exists()).or(module_dir).unwrap_or(package_dir).to_path_buf()
 }
 
 #[cfg(test)]
@@ -130,7 +126,10 @@ mod tests {
         write_layer(&pkg, t.path(), 42, &out).unwrap();
         let got = entries(&out);
         let names: Vec<_> = got.iter().map(|e| e.0.as_str()).collect();
-        assert_eq!(names, ["/var", "/var/run", "/var/run/ko", "/var/run/ko/a.txt", "/var/run/ko/b/c/deep.txt", "/var/run/ko/link"]);
+        assert_eq!(
+            names,
+            ["/var", "/var/run", "/var/run/ko", "/var/run/ko/a.txt", "/var/run/ko/b/c/deep.txt", "/var/run/ko/link"]
+        );
         assert!(got.iter().all(|e| e.1 == 0o555 && e.2 == 42));
         assert_eq!(got[5].3, "readme");
     }

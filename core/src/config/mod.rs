@@ -134,7 +134,10 @@ impl KoConfig {
         if let serde_yaml_ng::Value::Mapping(map) = &value {
             for key in NOT_YET_SUPPORTED {
                 if map.contains_key(*key) {
-                    tracing::warn!("{}: `{key}` is not supported by this version of ko yet and is ignored", path.display());
+                    tracing::warn!(
+                        "{}: `{key}` is not supported by this version of ko yet and is ignored",
+                        path.display()
+                    );
                 }
             }
         }

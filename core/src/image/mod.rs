@@ -123,8 +123,7 @@ pub struct RawJson {
 impl RawJson {
     /// Serializes `value` compactly, as upstream does, and digests the bytes.
     pub fn encode<T: Serialize>(value: &T) -> Result<Self> {
-        let bytes = serde_json::to_vec(value)
-            .map_err(|e| Error::build(format!("cannot encode JSON: {e}")))?;
+        let bytes = serde_json::to_vec(value).map_err(|e| Error::build(format!("cannot encode JSON: {e}")))?;
         Ok(Self::from_bytes(bytes.into()))
     }
 

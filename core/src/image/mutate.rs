@@ -67,11 +67,7 @@ impl ImageBuilder {
 
     /// The layer media type that matches this image's family (Docker or OCI), as upstream does.
     pub fn layer_media_type(&self) -> &'static str {
-        if media_type::is_docker(&self.media_type) {
-            media_type::DOCKER_LAYER_GZIP
-        } else {
-            media_type::OCI_LAYER_GZIP
-        }
+        if media_type::is_docker(&self.media_type) { media_type::DOCKER_LAYER_GZIP } else { media_type::OCI_LAYER_GZIP }
     }
 
     /// The platform the config declares (linux/amd64 when it declares none, as upstream assumes).

@@ -107,17 +107,11 @@ pub enum PlatformSelection {
 impl PlatformSelection {
     /// Parses `--platform` values (each may be a comma list). `all` cannot be mixed with others.
     pub fn parse<S: AsRef<str>>(values: &[S]) -> Result<Self> {
-        let items: Vec<&str> = values
-            .iter()
-            .flat_map(|v| v.as_ref().split(','))
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .collect();
+        let items: Vec<&str> =
+            values.iter().flat_map(|v| v.as_ref().split(',')).map(str::trim).filter(|s| !s.is_empty()).collect();
         if items.contains(&"all") {
             if items.len() > 1 {
-                return Err(Error::invalid(
-                    "--platform=all cannot be combined with other platforms",
-                ));
+                return Err(Error::invalid("--platform=all cannot be combined with other platforms"));
             }
             return Ok(PlatformSelection::All);
         }

@@ -12,12 +12,12 @@ use base64::Engine as _;
 use bytes::Bytes;
 use serde_json::json;
 
+#[cfg(test)]
+use super::RawJson;
 use super::layer::MemoryBlob;
 use super::mutate::ImageBuilder;
 use super::tar::{LayerDigests, LayerWriter};
 use super::{Descriptor, Image, Layer, Platform, media_type};
-#[cfg(test)]
-use super::RawJson;
 use crate::error::Result;
 
 /// The name users give this base in `.ko.yaml` / `KO_DEFAULTBASEIMAGE`.

@@ -202,9 +202,11 @@ mod tests {
         assert_eq!(&b[136..148], b"00000000000\0");
         assert_eq!(b[156], b'0');
         assert_eq!(&b[257..265], b"ustar\x0000");
-        assert_eq!(&b[329..345], b"0000000\00000000\0");
+        assert_eq!(&b[329..337], b"0000000\0");
+        assert_eq!(&b[337..345], b"0000000\0");
         assert_eq!(&b[154..156], b"\0 ");
-        let sum: u32 = b.iter().enumerate().map(|(i, &x)| if (148..156).contains(&i) { 32 } else { u32::from(x) }).sum();
+        let sum: u32 =
+            b.iter().enumerate().map(|(i, &x)| if (148..156).contains(&i) { 32 } else { u32::from(x) }).sum();
         assert_eq!(std::str::from_utf8(&b[148..154]).unwrap(), format!("{sum:06o}"));
     }
 

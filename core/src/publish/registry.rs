@@ -10,8 +10,8 @@ use futures::{StreamExt, TryStreamExt};
 
 use super::{Destination, Publisher};
 use crate::error::Result;
-use crate::image::{Artifact, Image, Layer, media_type};
 use crate::image::layer::MemoryBlob;
+use crate::image::{Artifact, Image, Layer, media_type};
 use crate::name::Repository;
 use crate::registry::RegistryClient;
 
@@ -68,10 +68,7 @@ impl RegistryPublisher {
             }
         }
         let pushes: Vec<_> = blobs.into_iter().map(|b| Box::pin(self.push_blob(repo, b))).collect();
-        futures::stream::iter(pushes)
-            .buffer_unordered(BLOB_JOBS)
-            .try_collect::<Vec<()>>()
-            .await?;
+        futures::stream::iter(pushes).buffer_unordered(BLOB_JOBS).try_collect::<Vec<()>>().await?;
         Ok(())
     }
 

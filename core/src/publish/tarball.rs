@@ -62,7 +62,11 @@ impl Publisher for TarballPublisher {
     }
 }
 
-fn write_tarball(path: &std::path::Path, images: &[(Vec<String>, Arc<Image>)], rt: &tokio::runtime::Handle) -> Result<()> {
+fn write_tarball(
+    path: &std::path::Path,
+    images: &[(Vec<String>, Arc<Image>)],
+    rt: &tokio::runtime::Handle,
+) -> Result<()> {
     let io_err = |e: std::io::Error| Error::io(format!("cannot write tarball {}", path.display()), e);
     let tmp = path.with_extension("tmp");
     let out = std::fs::File::create(&tmp).map_err(io_err)?;

@@ -87,7 +87,9 @@ impl RegistryClient {
         let auth = match lookup.await {
             Ok(Ok(docker_credential::DockerCredential::UsernamePassword(u, p))) => RegistryAuth::Basic(u, p),
             Ok(Ok(docker_credential::DockerCredential::IdentityToken(_))) => {
-                tracing::warn!("{registry}: identity tokens from the Docker config are not supported yet; trying anonymously");
+                tracing::warn!(
+                    "{registry}: identity tokens from the Docker config are not supported yet; trying anonymously"
+                );
                 RegistryAuth::Anonymous
             }
             _ => RegistryAuth::Anonymous,
@@ -99,7 +101,11 @@ impl RegistryClient {
     /// The client for `reference`'s registry, authorised for `op` on its repository.
     async fn authorized(&self, reference: &Reference, op: RegistryOperation) -> Result<Arc<Client>> {
         let client = self.client(reference.registry());
-        let key = (reference.registry().to_string(), reference.repository().to_string(), matches!(op, RegistryOperation::Push));
+        let key = (
+            reference.registry().to_string(),
+            reference.repository().to_string(),
+            matches!(op, RegistryOperation::Push),
+        );
         let mut done = self.authorized.lock().await;
         if !done.contains(&key) {
             let auth = self.credentials(reference.registry()).await?;
@@ -119,8 +125,11 @@ impl RegistryClient {
             .pull_manifest_raw(reference, &auth, &accepted)
             .await
             .map_err(|e| registry_error(e, "fetching", reference))?;
-        let media_type = sniff_media_type(&bytes)
-            .ok_or_else(|| Error::registry(format!("{reference}: the registry returned something that is not an image manifest or index")))?;
+        let media_type = sniff_media_type(&bytes).ok_or_else(|| {
+            Error::registry(format!(
+                "{reference}: the registry returned something that is not an image manifest or index"
+            ))
+        })?;
         Ok((bytes, digest, media_type))
     }
 
@@ -181,9 +190,8 @@ impl RegistryClient {
     /// Puts manifest `bytes` of `media_type` at `reference` (a tag or a digest).
     pub async fn push_manifest(&self, reference: &Reference, bytes: bytes::Bytes, media_type: &str) -> Result<()> {
         let client = self.authorized(reference, RegistryOperation::Push).await?;
-        let content_type = media_type
-            .parse()
-            .map_err(|_| Error::invalid(format!("invalid media type {media_type:?}")))?;
+        let content_type =
+            media_type.parse().map_err(|_| Error::invalid(format!("invalid media type {media_type:?}")))?;
         client
             .push_manifest_raw(reference, bytes, content_type)
             .await
@@ -243,12 +251,9 @@ fn registry_error(e: OciDistributionError, doing: &str, reference: &Reference) -
         OciDistributionError::ServerError { code, message, .. } => {
             format!("HTTP {code}: {}", message.trim())
         }
-        OciDistributionError::RegistryError { envelope, .. } => envelope
-            .errors
-            .iter()
-            .map(|x| format!("{:?}: {}", x.code, x.message))
-            .collect::<Vec<_>>()
-            .join("; "),
+        OciDistributionError::RegistryError { envelope, .. } => {
+            envelope.errors.iter().map(|x| format!("{:?}: {}", x.code, x.message)).collect::<Vec<_>>().join("; ")
+        }
         OciDistributionError::UnauthorizedError { .. } => "HTTP 401 Unauthorized".to_string(),
         OciDistributionError::RequestError(re) => {
             let mut innermost: &dyn std::error::Error = re;
@@ -269,7 +274,9 @@ fn registry_error(e: OciDistributionError, doing: &str, reference: &Reference) -
         _ => "",
     };
     let shown = match reference.digest().or(reference.tag()) {
-        Some(t) if doing.starts_with("fetching") && !doing.contains("blob") => format!("{target}{}{t}", if t.starts_with("sha256:") { "@" } else { ":" }),
+        Some(t) if doing.starts_with("fetching") && !doing.contains("blob") => {
+            format!("{target}{}{t}", if t.starts_with("sha256:") { "@" } else { ":" })
+        }
         _ => target,
     };
     Error::new(kind, format!("{doing} {shown}: {reason}{hint}"))
