@@ -1,7 +1,7 @@
 //! The kodata layer: `<package dir>/kodata/**` shipped at `/var/run/ko/**` (`$KO_DATA_PATH`),
 //! laid out as upstream lays it out — the three parent directories, then every file (symlinks
-//! dereferenced, symlinked directories walked) in lexical walk order, all mode 0555, owned by
-//! root, with one fixed mtime. Directories inside kodata get no entries of their own, as upstream.
+//! dereferenced, symlinked directories walked) in lexical walk order, each directory before its
+//! contents, all mode 0555, owned by root, with one fixed mtime.
 
 use std::fs::File;
 use std::io::Write;
@@ -52,6 +52,7 @@ fn walk<W: Write>(
         let image_path = format!("{chroot}/{name}");
         let file_type = entry.file_type().map_err(read_err)?;
         if file_type.is_dir() {
+            w.append_dir(&image_path, 0o555, mtime)?;
             walk(w, &host_path, &image_path, allowed, mtime, ancestors)?;
             continue;
         }
@@ -70,6 +71,7 @@ fn walk<W: Write>(
             if ancestors.contains(&target) {
                 return Err(Error::build(format!("kodata: symlink loop at {}", host_path.display())));
             }
+            w.append_dir(&image_path, 0o555, mtime)?;
             ancestors.push(target.clone());
             walk(w, &target, &image_path, allowed, mtime, ancestors)?;
             ancestors.pop();
@@ -128,10 +130,19 @@ mod tests {
         let names: Vec<_> = got.iter().map(|e| e.0.as_str()).collect();
         assert_eq!(
             names,
-            ["/var", "/var/run", "/var/run/ko", "/var/run/ko/a.txt", "/var/run/ko/b/c/deep.txt", "/var/run/ko/link"]
+            [
+                "/var",
+                "/var/run",
+                "/var/run/ko",
+                "/var/run/ko/a.txt",
+                "/var/run/ko/b",
+                "/var/run/ko/b/c",
+                "/var/run/ko/b/c/deep.txt",
+                "/var/run/ko/link"
+            ]
         );
         assert!(got.iter().all(|e| e.1 == 0o555 && e.2 == 42));
-        assert_eq!(got[5].3, "readme");
+        assert_eq!(got[7].3, "readme");
     }
 
     #[test]

@@ -1,0 +1,3 @@
+module example.com/gotar
+
+go 1.22
