@@ -1,6 +1,7 @@
 //! `ko`: the command line. Parses flags into `ko_core::Options`, runs the core, prints
 //! references on stdout and logs on stderr, and turns errors into a message and exit code 1.
 
+mod deploy;
 mod logging;
 
 use std::path::PathBuf;
@@ -28,6 +29,16 @@ enum Command {
     /// Build and publish container images from the given import paths.
     #[command(visible_alias = "publish")]
     Build(Box<BuildCommand>),
+    /// Print the YAML files with every ko:// reference replaced by the published image.
+    Resolve(Box<deploy::ResolveCommand>),
+    /// Resolve, then `kubectl apply -f -` the result.
+    Apply(Box<deploy::ApplyCommand>),
+    /// Resolve, then `kubectl create -f -` the result.
+    Create(Box<deploy::ApplyCommand>),
+    /// `kubectl delete` with the given arguments.
+    Delete(deploy::DeleteCommand),
+    /// Build and publish an import path, then `kubectl run` it.
+    Run(Box<deploy::RunCommand>),
     /// Print the version.
     Version,
 }
@@ -134,24 +145,35 @@ fn options(build: BuildFlags, publish: PublishFlags) -> ko_core::Options {
     }
 }
 
-async fn run(command: Command) -> ko_core::Result<()> {
-    match command {
-        Command::Build(cmd) => {
-            let opts = options(cmd.build, cmd.publish);
-            let args: Vec<&str> = cmd.import_paths.iter().map(String::as_str).collect();
-            let published = tokio::select! {
-                r = ko_core::build(&args, &opts) => r?,
-                _ = tokio::signal::ctrl_c() => {
-                    return Err(ko_core::Error::new(ko_core::ErrorKind::InvalidInput, "interrupted"));
-                }
-            };
-            for p in published {
-                println!("{}", p.reference);
-            }
-        }
-        Command::Version => println!("{}", env!("CARGO_PKG_VERSION")),
+async fn build(cmd: BuildCommand) -> ko_core::Result<()> {
+    let opts = options(cmd.build, cmd.publish);
+    let args: Vec<&str> = cmd.import_paths.iter().map(String::as_str).collect();
+    for p in ko_core::build(&args, &opts).await? {
+        println!("{}", p.reference);
     }
     Ok(())
+}
+
+async fn run(command: Command) -> ko_core::Result<()> {
+    let work = async {
+        match command {
+            Command::Build(cmd) => build(*cmd).await,
+            Command::Resolve(cmd) => deploy::resolve(*cmd).await,
+            Command::Apply(cmd) => deploy::apply(ko_core::KubectlVerb::Apply, *cmd).await,
+            Command::Create(cmd) => deploy::apply(ko_core::KubectlVerb::Create, *cmd).await,
+            Command::Delete(cmd) => deploy::delete(cmd).await,
+            Command::Run(cmd) => deploy::run(*cmd).await,
+            Command::Version => {
+                println!("{}", env!("CARGO_PKG_VERSION"));
+                Ok(())
+            }
+        }
+    };
+    // Dropping the work on Ctrl-C kills child processes (go, kubectl) and removes temporary files.
+    tokio::select! {
+        r = work => r,
+        _ = tokio::signal::ctrl_c() => Err(ko_core::Error::new(ko_core::ErrorKind::InvalidInput, "interrupted")),
+    }
 }
 
 fn main() -> ExitCode {
@@ -172,7 +194,7 @@ fn main() -> ExitCode {
             } else {
                 eprintln!("Error: {e}");
             }
-            ExitCode::FAILURE
+            e.exit_code().and_then(|c| u8::try_from(c).ok()).map(ExitCode::from).unwrap_or(ExitCode::FAILURE)
         }
     }
 }

@@ -49,6 +49,8 @@ impl ErrorKind {
 pub struct Error {
     kind: ErrorKind,
     message: String,
+    /// The exit status of a failed `kubectl`, which ko's CLI exits with too.
+    exit_code: Option<i32>,
     source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
 }
 
@@ -58,7 +60,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// An error of `kind` with `message` and no cause.
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error { kind, message: message.into(), source: None }
+        Error { kind, message: message.into(), exit_code: None, source: None }
     }
 
     /// Attaches the underlying cause.
@@ -70,6 +72,16 @@ impl Error {
     /// What kind of failure this is.
     pub fn kind(&self) -> ErrorKind {
         self.kind
+    }
+
+    /// `kubectl` exited with `code`.
+    pub fn kubectl_exit(code: i32, message: impl Into<String>) -> Self {
+        Error { exit_code: Some(code), ..Self::new(ErrorKind::Kubectl, message) }
+    }
+
+    /// The exit status to propagate, when this error is a failed `kubectl`.
+    pub fn exit_code(&self) -> Option<i32> {
+        self.exit_code
     }
 
     /// The message alone, without the cause chain.

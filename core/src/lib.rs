@@ -10,9 +10,11 @@ pub mod build;
 pub mod config;
 pub mod error;
 pub mod image;
+pub mod kubectl;
 pub mod name;
 pub mod publish;
 pub mod registry;
+pub mod resolve;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,6 +23,7 @@ use futures::future::try_join_all;
 
 pub use config::{KoConfig, Options};
 pub use error::{Error, ErrorKind, Result};
+pub use resolve::ResolveOptions;
 
 use build::base::BaseResolver;
 use build::go::GoSettings;
@@ -48,6 +51,8 @@ pub struct Published {
 pub struct Session {
     pub builder: Arc<dyn Builder>,
     pub publisher: Arc<dyn Publisher>,
+    /// The `.ko.yaml` in effect.
+    pub config: KoConfig,
     image_refs: Option<PathBuf>,
 }
 
@@ -57,11 +62,16 @@ impl Session {
         let working_dir = opts.working_dir()?;
         let config = KoConfig::load(opts.config_path.as_deref(), &working_dir)?;
         let registry = Arc::new(RegistryClient::new(opts.insecure_registry));
-        let settings = go_settings(opts, config, working_dir.clone())?;
+        let settings = go_settings(opts, config.clone(), working_dir.clone())?;
         let bases = Arc::new(BaseResolver::new(registry.clone(), working_dir));
         let builder: Arc<dyn Builder> = Arc::new(GoBuilder::new(settings, bases));
         let publisher = make_publisher(opts, registry)?;
-        Ok(Session { builder, publisher, image_refs: opts.image_refs.clone() })
+        Ok(Session { builder, publisher, config, image_refs: opts.image_refs.clone() })
+    }
+
+    /// A session over a given builder and publisher (e.g. fixed ones in tests of `resolve`).
+    pub fn from_parts(builder: Arc<dyn Builder>, publisher: Arc<dyn Publisher>, config: KoConfig) -> Self {
+        Session { builder, publisher, config, image_refs: None }
     }
 
     /// Builds and publishes each import path once (concurrently), returning one result per
@@ -116,6 +126,72 @@ impl Session {
 /// Builds and publishes `import_paths` as `ko build` does; one result per argument, in order.
 pub async fn build(import_paths: &[&str], opts: &Options) -> Result<Vec<Published>> {
     Session::new(opts)?.build(import_paths).await
+}
+
+/// Resolves the YAML in `paths` (files, directories, `-` for stdin) as `ko resolve` does.
+pub async fn resolve_files(paths: &[PathBuf], ro: &ResolveOptions, opts: &Options) -> Result<String> {
+    let inputs = resolve::read_inputs(paths, ro.recursive, &opts.working_dir()?)?;
+    resolve::resolve_inputs(inputs, ro, &Session::new(opts)?).await
+}
+
+/// Resolves one YAML text (named `-` in messages).
+pub async fn resolve_str(yaml: &str, ro: &ResolveOptions, opts: &Options) -> Result<String> {
+    let input = resolve::Input { name: "-".into(), text: yaml.to_string() };
+    resolve::resolve_inputs(vec![input], ro, &Session::new(opts)?).await
+}
+
+/// How `apply`/`create` hand resolved YAML to kubectl.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KubectlVerb {
+    Apply,
+    Create,
+}
+
+/// Resolves `paths`, then runs `kubectl apply|create -f - kubectl_args…` with the result on its
+/// standard input. Nothing reaches kubectl when any build or publish fails.
+pub async fn apply(
+    verb: KubectlVerb,
+    paths: &[PathBuf],
+    kubectl_args: &[String],
+    ro: &ResolveOptions,
+    opts: &Options,
+) -> Result<()> {
+    let yaml = resolve_files(paths, ro, opts).await?;
+    let verb = match verb {
+        KubectlVerb::Apply => "apply",
+        KubectlVerb::Create => "create",
+    };
+    let mut args = vec![verb.to_string(), "-f".into(), "-".into()];
+    args.extend(kubectl_args.iter().cloned());
+    kubectl::run(&args, Some(yaml)).await
+}
+
+/// `kubectl delete args…`, as upstream's passthrough.
+pub async fn delete(kubectl_args: &[String]) -> Result<()> {
+    let mut args = vec!["delete".to_string()];
+    args.extend(kubectl_args.iter().cloned());
+    kubectl::run(&args, None).await
+}
+
+/// Builds and publishes `import_path`, then runs it in the cluster as upstream's `ko run`:
+/// `kubectl run <image name> --image=<ref> --restart=Never --rm --attach kubectl_args…`.
+pub async fn run(import_path: &str, kubectl_args: &[String], opts: &Options) -> Result<()> {
+    let published = build(&[import_path], opts).await?.remove(0);
+    // The pod is named after the image: the repository's last element, without tag or digest.
+    let repository = published.reference.split('@').next().unwrap_or_default();
+    let last = repository.rsplit('/').next().unwrap_or(repository);
+    let name = last.split(':').next().unwrap_or(last).to_string();
+    let mut args = vec![
+        "run".to_string(),
+        name,
+        format!("--image={}", published.reference),
+        "--restart=Never".into(),
+        "--rm".into(),
+        "--attach".into(),
+        "--log-flush-frequency=1s".into(),
+    ];
+    args.extend(kubectl_args.iter().cloned());
+    kubectl::run(&args, None).await
 }
 
 fn parse_pairs(values: &[String], flag: &str) -> Result<Vec<(String, String)>> {

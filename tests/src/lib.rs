@@ -22,6 +22,8 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 
+pub mod k8s;
+
 /// Default time limit for one `ko` run.
 pub const KO_TIMEOUT: Duration = Duration::from_secs(300);
 

@@ -395,6 +395,24 @@ impl Builder for GoBuilder {
         Ok(qualified)
     }
 
+    async fn main_packages(&self) -> Result<Vec<String>> {
+        let output = tokio::process::Command::new(&self.settings.go)
+            .args(["list", "-e", "-f", "{{if eq .Name \"main\"}}{{.ImportPath}}{{end}}", "./..."])
+            .current_dir(&self.settings.working_dir)
+            .kill_on_drop(true)
+            .output()
+            .await
+            .map_err(|e| self.go_missing(e))?;
+        if !output.status.success() {
+            return Err(Error::build(format!(
+                "go list ./... in {}: {}",
+                self.settings.working_dir.display(),
+                String::from_utf8_lossy(&output.stderr).trim()
+            )));
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).lines().filter(|l| !l.is_empty()).map(str::to_string).collect())
+    }
+
     async fn build(&self, import_path: &str) -> Result<Artifact> {
         let pkg = self.package(import_path).await?;
         let base_name = self.settings.base_image.clone().unwrap_or_else(|| self.settings.config.base_for(import_path));

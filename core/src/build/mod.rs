@@ -22,6 +22,9 @@ pub trait Builder: Send + Sync {
 
     /// Builds a qualified import path into an image, or an index when several platforms are built.
     async fn build(&self, import_path: &str) -> Result<Artifact>;
+
+    /// The import paths of every `main` package of the current module (for non-strict resolve).
+    async fn main_packages(&self) -> Result<Vec<String>>;
 }
 
 /// RFC 3339 UTC for a Unix time, as Go's `time.Time` marshals it (`1970-01-01T00:00:00Z`).

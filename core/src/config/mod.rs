@@ -88,6 +88,8 @@ pub struct KoConfig {
     pub base_image_overrides: BTreeMap<String, String>,
     #[serde(default, deserialize_with = "string_or_list")]
     pub default_platforms: Vec<String>,
+    /// `strict: false`: `resolve` also takes bare import paths of main packages (the 2018 mode).
+    pub strict: Option<bool>,
     /// Where the config came from, for error messages.
     #[serde(skip)]
     pub source: Option<PathBuf>,

@@ -1,0 +1,264 @@
+//! Finding what to replace: one pass of a position-reporting YAML parser over the original text
+//! yields each document's byte range and each image-reference scalar's exact byte span and quote
+//! style. Nothing is re-encoded; the splicer replaces those spans and keeps every other byte.
+
+use std::ops::Range;
+
+use granit_parser::{Event, Parser, ScalarStyle, StructureStyle};
+
+use crate::error::{Error, Result};
+
+/// How a scalar was written, which decides how its replacement is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quoting {
+    Plain,
+    Single,
+    Double,
+}
+
+/// A scalar to replace.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefSpan {
+    /// Bytes of the scalar in the source, quotes included.
+    pub range: Range<usize>,
+    pub quoting: Quoting,
+    /// Inside a flow collection (`[…]`, `{…}`), where a plain scalar may not contain `,[]{}`.
+    pub in_flow: bool,
+    /// The import path, without `ko://`.
+    pub import_path: String,
+    /// 1-based line and column, for messages.
+    pub line: usize,
+    pub column: usize,
+}
+
+/// What one parse of a YAML text found.
+#[derive(Debug, Default)]
+pub struct Scanned {
+    /// Each document's bytes, covering the whole text: leading comments belong to the first
+    /// document, a `---` marker to the document it opens.
+    pub documents: Vec<Range<usize>>,
+    pub refs: Vec<RefSpan>,
+}
+
+/// Parses `text` (named `name` in errors) and collects every scalar for which `import_path`
+/// returns an import path. Block scalars (`|`, `>`) are never references.
+pub fn scan(text: &str, name: &str, import_path: &dyn Fn(&str) -> Option<String>) -> Result<Scanned> {
+    let mut scanned = Scanned::default();
+    let mut starts = Vec::new();
+    let mut flow_depth = 0usize;
+    let mut structure = Vec::new();
+    for item in Parser::new_from_str(text) {
+        let (event, span) = item.map_err(|e| {
+            let m = e.marker();
+            Error::invalid(format!("{name}:{}:{}: invalid YAML: {}", m.line(), m.col() + 1, e.info()))
+        })?;
+        match event {
+            Event::DocumentStart(..) => starts.push(if starts.is_empty() { 0 } else { offset(&span.start, text) }),
+            Event::SequenceStart(style, ..) | Event::MappingStart(style, ..) => {
+                let flow = style == StructureStyle::Flow;
+                flow_depth += usize::from(flow);
+                structure.push(flow);
+            }
+            Event::SequenceEnd | Event::MappingEnd => flow_depth -= usize::from(structure.pop() == Some(true)),
+            Event::Scalar(value, style, ..) => {
+                let quoting = match style {
+                    ScalarStyle::Plain => Quoting::Plain,
+                    ScalarStyle::SingleQuoted => Quoting::Single,
+                    ScalarStyle::DoubleQuoted => Quoting::Double,
+                    _ => continue,
+                };
+                if let Some(ip) = import_path(&value) {
+                    let range = span.byte_range().ok_or_else(|| {
+                        Error::invalid(format!("{name}: the YAML parser reported no byte position for {value:?}"))
+                    })?;
+                    scanned.refs.push(RefSpan {
+                        range,
+                        quoting,
+                        in_flow: flow_depth > 0,
+                        import_path: ip,
+                        line: span.start.line(),
+                        column: span.start.col() + 1,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+    for (i, &start) in starts.iter().enumerate() {
+        let end = starts.get(i + 1).copied().unwrap_or(text.len());
+        scanned.documents.push(start..end);
+    }
+    Ok(scanned)
+}
+
+fn offset(marker: &granit_parser::Marker, text: &str) -> usize {
+    marker.byte_offset().unwrap_or(text.len()).min(text.len())
+}
+
+/// The upstream rule: a string scalar starting with `ko://` names an import path (trimmed).
+pub fn strict_reference(value: &str) -> Option<String> {
+    value.strip_prefix("ko://").map(|ip| ip.trim().to_string())
+}
+
+/// Writes `reference` in place of a scalar written as `quoting`: quoted scalars keep their quotes;
+/// a plain scalar stays plain when the reference is plain-safe there, else it is double-quoted.
+pub fn render(reference: &str, quoting: Quoting, in_flow: bool) -> String {
+    match quoting {
+        Quoting::Plain if plain_safe(reference, in_flow) => reference.to_string(),
+        Quoting::Single => format!("'{}'", reference.replace('\'', "''")),
+        _ => format!("\"{}\"", reference.replace('\\', "\\\\").replace('"', "\\\"")),
+    }
+}
+
+/// Whether `s` reads back as the same string when written as a plain scalar.
+fn plain_safe(s: &str, in_flow: bool) -> bool {
+    let Some(first) = s.chars().next() else { return false };
+    if "-?:,[]{}#&*!|>'\"%@`".contains(first) || s.ends_with(':') || s.trim() != s {
+        return false;
+    }
+    if s.contains(": ") || s.contains(" #") || s.chars().any(|c| c.is_control()) {
+        return false;
+    }
+    if in_flow && s.contains([',', '[', ']', '{', '}']) {
+        return false;
+    }
+    !matches!(s, "true" | "false" | "null" | "~" | "yes" | "no" | "on" | "off") && s.parse::<f64>().is_err()
+}
+
+/// Replaces each span with its rendering, keeping every other byte.
+pub fn splice(text: &str, refs: &[RefSpan], reference_for: &dyn Fn(&str) -> String) -> String {
+    let mut spans: Vec<&RefSpan> = refs.iter().collect();
+    spans.sort_by_key(|r| r.range.start);
+    let mut out = String::with_capacity(text.len() + refs.len() * 64);
+    let mut at = 0;
+    for r in spans {
+        out.push_str(&text[at..r.range.start]);
+        out.push_str(&render(&reference_for(&r.import_path), r.quoting, r.in_flow));
+        at = r.range.end;
+    }
+    out.push_str(&text[at..]);
+    out
+}
+
+/// The splicer's contract, checked by the fuzz target (`fuzz/`) and by tests; panics when broken:
+/// scanning any text returns without panicking; splicing changes exactly the reported spans, which
+/// do not overlap; and the output parses, with every replacement read back as a whole scalar.
+pub fn check_splice_invariant(text: &str) {
+    let Ok(scanned) = scan(text, "input", &strict_reference) else { return };
+    let reference = |ip: &str| format!("r.example/x-{}@sha256:0a", ip.len());
+    let out = splice(text, &scanned.refs, &reference);
+    let mut spans: Vec<&RefSpan> = scanned.refs.iter().collect();
+    spans.sort_by_key(|r| r.range.start);
+    let (mut at_in, mut at_out) = (0, 0);
+    for r in &spans {
+        assert!(r.range.start >= at_in && r.range.end <= text.len(), "spans overlap or overrun: {:?}", r.range);
+        let kept = &text[at_in..r.range.start];
+        assert_eq!(&out[at_out..at_out + kept.len()], kept, "bytes outside spans changed");
+        at_out += kept.len();
+        let written = render(&reference(&r.import_path), r.quoting, r.in_flow);
+        assert_eq!(&out[at_out..at_out + written.len()], written);
+        at_out += written.len();
+        at_in = r.range.end;
+    }
+    assert_eq!(&out[at_out..], &text[at_in..], "bytes after the last span changed");
+    let marked = |v: &str| v.starts_with("r.example/").then(|| v.to_string());
+    let before = scan(text, "input", &marked).map(|s| s.refs.len()).unwrap_or_default();
+    let again =
+        scan(&out, "output", &marked).unwrap_or_else(|e| panic!("the spliced output does not parse: {e}\n{out}"));
+    assert_eq!(again.refs.len(), before + spans.len(), "a replacement did not read back as one scalar:\n{out}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REF: &str = "reg.example:5000/app-1@sha256:abc";
+
+    fn resolve(text: &str) -> String {
+        let s = scan(text, "t.yaml", &strict_reference).unwrap();
+        splice(text, &s.refs, &|ip| format!("{REF}/{ip}"))
+    }
+
+    #[test]
+    fn replaces_only_reference_spans() {
+        let text = "# top\napiVersion: v1 # c\nspec:\n  image: ko://example.com/a   # keep\n  other: 'ko://example.com/b'\n  dq: \"ko://example.com/c\"\n  list: [ko://example.com/d, x]\n  block: |\n    ko://example.com/not\n";
+        let want = text
+            .replace("ko://example.com/a", &format!("{REF}/example.com/a"))
+            .replace("'ko://example.com/b'", &format!("'{REF}/example.com/b'"))
+            .replace("\"ko://example.com/c\"", &format!("\"{REF}/example.com/c\""))
+            .replace("[ko://example.com/d", &format!("[{REF}/example.com/d"));
+        assert_eq!(resolve(text), want);
+    }
+
+    #[test]
+    fn keeps_crlf_anchors_and_documents() {
+        let text = "a: &img ko://x/y\r\nb: *img\r\n---\r\nc: ko://x/z\r\n";
+        let s = scan(text, "t", &strict_reference).unwrap();
+        assert_eq!(s.documents, vec![0..27, 27..text.len()]);
+        assert_eq!(
+            resolve(text),
+            text.replace("ko://x/y", &format!("{REF}/x/y")).replace("ko://x/z", &format!("{REF}/x/z"))
+        );
+    }
+
+    #[test]
+    fn errors_name_file_line_column() {
+        let err = scan("a: [unclosed\n", "cfg/d.yaml", &strict_reference).unwrap_err();
+        assert!(err.to_string().starts_with("cfg/d.yaml:"), "{err}");
+    }
+
+    /// The fuzz target's property over generated documents (deterministic; no nightly needed).
+    #[test]
+    fn splice_invariant_holds_on_generated_yaml() {
+        const PIECES: &[&str] = &[
+            "a: ko://x.io/c/d",
+            "- ko://x.io/e",
+            "'ko://x.io/q'",
+            "\"ko://x.io/\\u0041\"",
+            "{k: ko://x.io/f, j: [ko://x.io/g]}",
+            "# ko://comment",
+            "b: |\n  ko://x.io/block",
+            "? ko://x.io/key\n: v",
+            "&a ko://x.io/anchored",
+            "*a",
+            "---",
+            "...",
+            "c: !!str ko://x.io/t",
+            "d: ko://x.io/multi\n  line",
+            "e: 'it''s ko://'",
+            "[ko://x.io/h, 'ko://x.io/i']",
+            "\r",
+            "\t",
+            "ko://x.io/k: v",
+            "f: \"ko://x.io/esc\\\"q\"",
+            ":",
+            "- - ko://x.io/nested",
+            "é: ko://x.io/ü",
+        ];
+        let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        for _ in 0..3000 {
+            let mut text = String::new();
+            for _ in 0..next(8) + 1 {
+                text.push_str(&" ".repeat(next(4) * 2));
+                text.push_str(PIECES[next(PIECES.len())]);
+                text.push_str(if next(5) == 0 { "\r\n" } else { "\n" });
+            }
+            check_splice_invariant(&text);
+        }
+    }
+
+    #[test]
+    fn rendering_stays_valid_yaml() {
+        assert_eq!(render("r@sha256:1", Quoting::Plain, false), "r@sha256:1");
+        assert_eq!(render("a, b", Quoting::Plain, true), "\"a, b\"");
+        assert_eq!(render("it's", Quoting::Single, false), "'it''s'");
+        assert_eq!(render("a\"b", Quoting::Double, false), "\"a\\\"b\"");
+        assert_eq!(render("true", Quoting::Plain, false), "\"true\"");
+    }
+}

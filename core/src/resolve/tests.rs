@@ -1,0 +1,164 @@
+//! Resolve with a fixed builder and a recording publisher: no Go, no registry. The golden corpus
+//! in `tests/fixtures/resolve` pairs each input with the expected output, which differs from the
+//! input only in the reference scalars.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+
+use super::*;
+use crate::build::Builder;
+use crate::image::mutate::ImageBuilder;
+use crate::image::{Artifact, Platform};
+use crate::publish::Publisher;
+use crate::{KoConfig, Session};
+
+/// Builds a tiny distinct image per import path and counts builds; `…/pkg/…` is not a main package.
+#[derive(Default)]
+struct FixedBuilder {
+    builds: Mutex<HashMap<String, usize>>,
+}
+
+#[async_trait]
+impl Builder for FixedBuilder {
+    async fn qualify(&self, import_path: &str) -> Result<String> {
+        let ip = import_path.trim_start_matches("ko://");
+        if ip.contains("/pkg/") {
+            return Err(Error::invalid(format!("{ip} is not a main package")));
+        }
+        Ok(ip.to_string())
+    }
+
+    async fn build(&self, import_path: &str) -> Result<Artifact> {
+        *self.builds.lock().unwrap().entry(import_path.to_string()).or_default() += 1;
+        let mut b = ImageBuilder::empty(&Platform::new("linux", "amd64", None));
+        b.annotations().insert("import-path".into(), import_path.into());
+        Ok(Artifact::Image(Arc::new(b.build()?)))
+    }
+
+    async fn main_packages(&self) -> Result<Vec<String>> {
+        Ok(vec!["example.com/app/cmd/web".into()])
+    }
+}
+
+/// Names images `registry.example/<last element>@<digest>` and records what it published.
+#[derive(Default)]
+struct RecordingPublisher {
+    published: Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl Publisher for RecordingPublisher {
+    async fn publish(&self, artifact: &Artifact, import_path: &str) -> Result<String> {
+        self.published.lock().unwrap().push(import_path.to_string());
+        let name = import_path.rsplit('/').next().unwrap();
+        Ok(format!("registry.example/{name}@{}", artifact.digest()))
+    }
+}
+
+fn session() -> (Session, Arc<FixedBuilder>, Arc<RecordingPublisher>) {
+    let (b, p) = (Arc::new(FixedBuilder::default()), Arc::new(RecordingPublisher::default()));
+    (Session::from_parts(b.clone(), p.clone(), KoConfig::default()), b, p)
+}
+
+fn corpus() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/resolve")
+}
+
+fn inputs() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(corpus())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.to_string_lossy().contains(".want"))
+        .collect();
+    files.sort();
+    files
+}
+
+fn want_path(input: &Path) -> PathBuf {
+    let name = input.file_name().unwrap().to_string_lossy();
+    let (stem, ext) = name.rsplit_once('.').unwrap();
+    input.with_file_name(format!("{stem}.want.{ext}"))
+}
+
+async fn resolve_one(path: &Path, ro: &ResolveOptions) -> Result<String> {
+    let (s, _, _) = session();
+    let inputs = read_inputs(&[path.to_path_buf()], false, Path::new("/"))?;
+    resolve_inputs(inputs, ro, &s).await
+}
+
+#[tokio::test]
+async fn golden_corpus_changes_only_reference_scalars() {
+    let update = std::env::var_os("KO_UPDATE_GOLDEN").is_some();
+    for input in inputs() {
+        let got = resolve_one(&input, &ResolveOptions::default()).await.unwrap();
+        let want_file = want_path(&input);
+        if update {
+            std::fs::write(&want_file, &got).unwrap();
+        }
+        let want = std::fs::read_to_string(&want_file).unwrap();
+        assert_eq!(got, want, "{}", input.display());
+    }
+}
+
+#[tokio::test]
+async fn each_reference_is_built_and_published_once_across_files() {
+    let (s, builder, publisher) = session();
+    let inputs = read_inputs(&inputs(), false, Path::new("/")).unwrap();
+    resolve_inputs(inputs, &ResolveOptions::default(), &s).await.unwrap();
+    let builds = builder.builds.lock().unwrap().clone();
+    assert_eq!(builds.len(), 2, "{builds:?}");
+    assert!(builds.values().all(|&n| n == 1), "{builds:?}");
+    assert_eq!(publisher.published.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn non_main_reference_fails_with_its_location_and_publishes_nothing() {
+    let (s, _, publisher) = session();
+    let text = "a: ko://example.com/app/cmd/web\nb:\n  c: ko://example.com/app/pkg/lib\n";
+    let err = resolve_inputs(vec![Input { name: "d.yaml".into(), text: text.into() }], &ResolveOptions::default(), &s)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().starts_with("d.yaml:3:6: "), "{err}");
+    assert!(publisher.published.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn selector_filters_documents_and_list_items() {
+    let ro = ResolveOptions { selector: Some("tier=web".into()), ..Default::default() };
+    let out = resolve_one(&corpus().join("list-kind.yaml"), &ro).await.unwrap();
+    assert!(out.contains("name: one") && !out.contains("name: two"), "{out}");
+    let ro = ResolveOptions { selector: Some("app=web".into()), ..Default::default() };
+    let out = resolve_one(&corpus().join("multi-document.yaml"), &ro).await.unwrap();
+    assert_eq!(out, "", "no document of multi-document.yaml has app=web");
+    let err = resolve_one(&corpus().join("anchors-and-keys.yaml"), &ro).await.unwrap_err();
+    assert!(err.to_string().contains("no apiVersion or kind"), "{err}");
+}
+
+#[tokio::test]
+async fn non_strict_mode_takes_bare_main_packages() {
+    let (s, _, _) = session();
+    let text = "a: example.com/app/cmd/web\nb: example.com/app/cmd/other\n";
+    let ro = ResolveOptions { strict: false, ..Default::default() };
+    let out = resolve_inputs(vec![Input { name: "-".into(), text: text.into() }], &ro, &s).await.unwrap();
+    assert!(out.starts_with("a: registry.example/web@sha256:"), "{out}");
+    assert!(out.ends_with("\nb: example.com/app/cmd/other\n"), "{out}");
+}
+
+#[test]
+fn directories_are_read_sorted_and_filtered() {
+    let t = tempfile::tempdir().unwrap();
+    for f in ["b.yaml", "a.yml", "c.json", "d.txt", "sub/e.yaml"] {
+        let p = t.path().join(f);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, f).unwrap();
+    }
+    let names = |recursive| -> Vec<String> {
+        read_inputs(&[PathBuf::from(".")], recursive, t.path()).unwrap().into_iter().map(|i| i.text).collect()
+    };
+    assert_eq!(names(false), ["a.yml", "b.yaml", "c.json"]);
+    assert_eq!(names(true), ["a.yml", "b.yaml", "c.json", "sub/e.yaml"]);
+    assert!(read_inputs(&[PathBuf::from("missing.yaml")], false, t.path()).is_err());
+}
