@@ -282,3 +282,23 @@ fn run_builds_then_runs_kubectl_run() {
         ]
     );
 }
+
+/// `--strict=false` (or `strict: false` in .ko.yaml) also resolves bare import paths of the
+/// module's main packages, as the 2018 ko did; other strings, and non-main packages, stay.
+#[test]
+fn non_strict_mode_resolves_bare_main_packages() {
+    let reg = Registry::start();
+    let fx = GoFixture::app();
+    let repo = format!("{}/nonstrict", reg.host());
+    let (hello, _) = built_refs(&fx, &repo);
+    let input = format!("a: {HELLO}\nb: example.com/app/pkg/lib\nc: {HELLO}/extra\n");
+    fs::write(fx.path().join("bare.yaml"), &input).unwrap();
+    let strict = ko_ok(fx.ko().args(["resolve", "-f", "bare.yaml"]).env("KO_DOCKER_REPO", &repo));
+    assert_eq!(strict.stdout, input, "strict mode leaves bare paths alone");
+    let want = input.replacen(&format!("a: {HELLO}\n"), &format!("a: {hello}\n"), 1);
+    let flag = ko_ok(fx.ko().args(["resolve", "--strict=false", "-f", "bare.yaml"]).env("KO_DOCKER_REPO", &repo));
+    assert_eq!(flag.stdout, want);
+    fs::write(fx.path().join(".ko.yaml"), "strict: false\n").unwrap();
+    let config = ko_ok(fx.ko().args(["resolve", "-f", "bare.yaml"]).env("KO_DOCKER_REPO", &repo));
+    assert_eq!(config.stdout, want);
+}
