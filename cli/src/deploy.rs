@@ -98,15 +98,11 @@ impl KubectlFlags {
     }
 }
 
-/// `ko apply` and `ko create`.
+/// `ko apply` and `ko create`: what `resolve` takes, plus kubectl's flags.
 #[derive(Args)]
 pub struct ApplyCommand {
     #[command(flatten)]
-    files: FileFlags,
-    #[command(flatten)]
-    build: BuildFlags,
-    #[command(flatten)]
-    publish: PublishFlags,
+    resolve: ResolveCommand,
     #[command(flatten)]
     kubectl: KubectlFlags,
     /// Arguments for kubectl, after `--`.
@@ -144,10 +140,10 @@ pub async fn resolve(cmd: ResolveCommand) -> ko_core::Result<()> {
 }
 
 pub async fn apply(verb: ko_core::KubectlVerb, cmd: ApplyCommand) -> ko_core::Result<()> {
-    let ro = cmd.files.resolve_options();
+    let ResolveCommand { files, build, publish } = cmd.resolve;
     let mut kubectl_args = cmd.kubectl.args();
     kubectl_args.extend(cmd.kubectl_args);
-    ko_core::apply(verb, &cmd.files.filenames, &kubectl_args, &ro, &options(cmd.build, cmd.publish)).await
+    ko_core::apply(verb, &files.filenames, &kubectl_args, &files.resolve_options(), &options(build, publish)).await
 }
 
 pub async fn delete(cmd: DeleteCommand) -> ko_core::Result<()> {

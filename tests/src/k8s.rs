@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
-use crate::{Output, require_tool, run, workspace_root};
+use crate::{Output, require_tool, run, run_with_stdin, workspace_root};
 
 /// The bearer token of the test user (member of `system:masters`).
 pub const TOKEN: &str = "ko-tests-token";
@@ -324,50 +324,6 @@ current-context: ko-tests
         ca = ca.display().to_string()
     );
     fs::write(path, text).unwrap();
-}
-
-/// Runs `cmd` with `input` written to its stdin, with a time limit.
-pub fn run_with_stdin(cmd: &mut Command, input: &[u8], timeout: Duration) -> Output {
-    let command = format!("{cmd:?}");
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let start = Instant::now();
-    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {command}: {e}"));
-    let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_vec();
-    let t_in = thread::spawn(move || {
-        let _ = stdin.write_all(&input);
-    });
-    let mut out = child.stdout.take().unwrap();
-    let mut err = child.stderr.take().unwrap();
-    let t_out = thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let t_err = thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        if start.elapsed() > timeout {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("timed out after {timeout:?}: {command}");
-        }
-        thread::sleep(Duration::from_millis(20));
-    };
-    let _ = t_in.join();
-    Output {
-        status,
-        stdout: String::from_utf8_lossy(&t_out.join().unwrap()).into_owned(),
-        stderr: String::from_utf8_lossy(&t_err.join().unwrap()).into_owned(),
-        elapsed: start.elapsed(),
-        command,
-    }
 }
 
 fn free_port() -> u16 {

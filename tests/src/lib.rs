@@ -178,10 +178,29 @@ impl Output {
 /// Runs `cmd` with a time limit; a process that overruns is killed and the
 /// test fails.
 pub fn run(cmd: &mut Command, timeout: Duration) -> Output {
+    run_with_input(cmd, None, timeout)
+}
+
+/// Runs `cmd` with `input` written to its stdin, with a time limit.
+pub fn run_with_stdin(cmd: &mut Command, input: &[u8], timeout: Duration) -> Output {
+    run_with_input(cmd, Some(input), timeout)
+}
+
+fn run_with_input(cmd: &mut Command, input: Option<&[u8]>, timeout: Duration) -> Output {
     let command = format!("{cmd:?}");
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    if input.is_some() {
+        cmd.stdin(Stdio::piped());
+    }
     let start = Instant::now();
     let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {command}: {e}"));
+    let t_in = input.map(|bytes| {
+        let mut stdin = child.stdin.take().unwrap();
+        let bytes = bytes.to_vec();
+        thread::spawn(move || {
+            let _ = stdin.write_all(&bytes);
+        })
+    });
     let mut out = child.stdout.take().unwrap();
     let mut err = child.stderr.take().unwrap();
     let t_out = thread::spawn(move || {
@@ -207,6 +226,9 @@ pub fn run(cmd: &mut Command, timeout: Duration) -> Output {
         }
         thread::sleep(Duration::from_millis(20));
     };
+    if let Some(t) = t_in {
+        let _ = t.join();
+    }
     let elapsed = start.elapsed();
     Output {
         status,

@@ -2,11 +2,8 @@
 //! byte for byte against the input files, and kubectl's argv/stdin recorded by a wrapper.
 
 use std::fs;
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use ko_tests::*;
 
@@ -67,8 +64,11 @@ fn resolve_reads_stdin_and_several_files_in_order() {
     let repo = format!("{}/stdin", reg.host());
     let (hello, second) = built_refs(&fx, &repo);
     let input = "a: ko://example.com/app/cmd/hello\r\n# keep me\r\nb: [ko://example.com/app/cmd/hello]\r\n";
-    let out =
-        ko_with_stdin(fx.ko().args(["resolve", "-f", "config/job.yml", "-f", "-"]).env("KO_DOCKER_REPO", &repo), input);
+    let out = run_with_stdin(
+        fx.ko().args(["resolve", "-f", "config/job.yml", "-f", "-"]).env("KO_DOCKER_REPO", &repo),
+        input.as_bytes(),
+        KO_TIMEOUT,
+    );
     assert!(out.status.success(), "{}", out.describe());
     let want = format!("{}---\n{}", expected_job(&fx, &second), input.replace(&format!("ko://{HELLO}"), &hello));
     assert_eq!(out.stdout, want);
@@ -196,23 +196,6 @@ fn delete_passes_everything_to_kubectl() {
 /// A PATH with only the directory holding `go` (so no kubectl).
 fn empty_path_with_go() -> String {
     go_bin().parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/usr/bin")).display().to_string()
-}
-
-fn ko_with_stdin(cmd: &mut Command, input: &str) -> Output {
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let command = format!("{cmd:?}");
-    let start = std::time::Instant::now();
-    let mut child = cmd.spawn().unwrap();
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(start.elapsed() < Duration::from_secs(300));
-    Output {
-        status: out.status,
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        elapsed: start.elapsed(),
-        command,
-    }
 }
 
 /// Against a real kube-apiserver (tests/k8s/build.sh): `ko apply` stores the Deployment with the
