@@ -306,3 +306,21 @@ fn scratch_base_has_no_base_layers() {
     let env = env_map(&img.config());
     assert_eq!(env.get("PATH").map(String::as_str), Some("/ko-app"), "PATH without a base PATH");
 }
+
+/// Build output lives in a temporary directory that is removed afterwards, whether the build
+/// succeeds or fails.
+#[test]
+fn temporary_build_output_is_always_cleaned() {
+    let reg = Registry::start();
+    let fx = GoFixture::app();
+    let repo = format!("{}/tmp", reg.host());
+    let tmp = fx.scratch("tmpdir");
+    let leftovers = || std::fs::read_dir(&tmp).unwrap().map(|e| e.unwrap().path()).collect::<Vec<_>>();
+    ko_ok(fx.ko().args(["build", "./cmd/hello"]).env("KO_DOCKER_REPO", &repo).env("TMPDIR", &tmp));
+    assert_eq!(leftovers(), Vec::<std::path::PathBuf>::new(), "after a successful build");
+    ko_fail(
+        fx.ko().args(["build", "./cmd/hello", "./cmd/broken"]).env("KO_DOCKER_REPO", &repo).env("TMPDIR", &tmp),
+        KO_TIMEOUT,
+    );
+    assert_eq!(leftovers(), Vec::<std::path::PathBuf>::new(), "after a failed build");
+}

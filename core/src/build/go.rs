@@ -145,11 +145,15 @@ impl GoBuilder {
         Ok(self.packages.lock().await[import_path].clone())
     }
 
-    fn go_env(&self, platform: &Platform) -> Vec<(String, String)> {
+    /// The environment of `go build`: ko's defaults for `platform`, then the user's environment.
+    /// Go's scratch directory defaults to `scratch`, inside ko's temporary directory, so that it
+    /// is removed with it even when the build is cancelled.
+    fn go_env(&self, platform: &Platform, scratch: &Path) -> Vec<(String, String)> {
         let mut env: Vec<(String, String)> = vec![
             ("CGO_ENABLED".into(), "0".into()),
             ("GOOS".into(), platform.os.clone()),
             ("GOARCH".into(), platform.architecture.clone()),
+            ("GOTMPDIR".into(), scratch.display().to_string()),
         ];
         match (platform.architecture.as_str(), platform.variant.as_deref()) {
             ("arm", Some(v)) => {
@@ -179,7 +183,8 @@ impl GoBuilder {
             cmd.arg(format!("-ldflags={}", self.settings.ldflags.join(" ")));
         }
         cmd.arg("-o").arg(out).arg(import_path);
-        cmd.current_dir(&self.settings.working_dir).env_clear().envs(self.go_env(platform)).kill_on_drop(true);
+        let scratch = out.parent().unwrap_or(&self.settings.working_dir);
+        cmd.current_dir(&self.settings.working_dir).env_clear().envs(self.go_env(platform, scratch)).kill_on_drop(true);
         let output = cmd.output().await.map_err(|e| self.go_missing(e))?;
         if !output.status.success() {
             let mut text = String::from_utf8_lossy(&output.stderr).into_owned();
