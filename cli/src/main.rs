@@ -3,6 +3,7 @@
 
 mod deploy;
 mod logging;
+mod login;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -39,6 +40,10 @@ enum Command {
     Delete(deploy::DeleteCommand),
     /// Build and publish an import path, then `kubectl run` it.
     Run(Box<deploy::RunCommand>),
+    /// Store a registry's credentials in the Docker config (as `docker login` does).
+    Login(login::LoginCommand),
+    /// Remove a registry's credentials from the Docker config.
+    Logout(login::LogoutCommand),
     /// Print the version.
     Version,
 }
@@ -163,6 +168,8 @@ async fn run(command: Command) -> ko_core::Result<()> {
             Command::Create(cmd) => deploy::apply(ko_core::KubectlVerb::Create, *cmd).await,
             Command::Delete(cmd) => deploy::delete(cmd).await,
             Command::Run(cmd) => deploy::run(*cmd).await,
+            Command::Login(cmd) => login::login(cmd),
+            Command::Logout(cmd) => login::logout(cmd),
             Command::Version => {
                 println!("{}", env!("CARGO_PKG_VERSION"));
                 Ok(())

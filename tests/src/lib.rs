@@ -22,7 +22,11 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 
+pub mod fault_proxy;
 pub mod k8s;
+pub mod secure_registry;
+pub mod tls;
+pub mod token_server;
 
 /// Default time limit for one `ko` run.
 pub const KO_TIMEOUT: Duration = Duration::from_secs(300);

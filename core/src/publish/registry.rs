@@ -43,8 +43,7 @@ impl RegistryPublisher {
             tracing::info!("mounted blob: {digest}");
             return Ok(());
         }
-        let data = layer.open().await?;
-        self.client.push_blob(&target, digest, layer.descriptor.size, data).await?;
+        self.client.push_blob(&target, digest, layer.descriptor.size, layer.source.as_ref()).await?;
         tracing::info!("pushed blob: {digest}");
         Ok(())
     }
