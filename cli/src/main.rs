@@ -54,6 +54,9 @@ struct BuildCommand {
     build: BuildFlags,
     #[command(flatten)]
     publish: PublishFlags,
+    /// Print a JSON array of {importPath, reference, children} instead of one reference per line.
+    #[arg(long)]
+    json: bool,
     /// Import paths: full (example.com/app/cmd/x), relative (./cmd/x, .) or ko://…
     import_paths: Vec<String>,
 }
@@ -153,8 +156,17 @@ fn options(build: BuildFlags, publish: PublishFlags) -> ko_core::Options {
 async fn build(cmd: BuildCommand) -> ko_core::Result<()> {
     let opts = options(cmd.build, cmd.publish);
     let args: Vec<&str> = cmd.import_paths.iter().map(String::as_str).collect();
-    for p in ko_core::build(&args, &opts).await? {
-        println!("{}", p.reference);
+    let published = ko_core::build(&args, &opts).await?;
+    if cmd.json {
+        let entries: Vec<_> = published
+            .iter()
+            .map(|p| serde_json::json!({"importPath": p.import_path, "reference": p.reference, "children": p.children}))
+            .collect();
+        println!("{}", serde_json::Value::Array(entries));
+    } else {
+        for p in published {
+            println!("{}", p.reference);
+        }
     }
     Ok(())
 }

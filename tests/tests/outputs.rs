@@ -228,3 +228,20 @@ fn build_flags_change_the_binary() {
     assert_ne!(n, p, "--disable-optimizations changes the binary");
     assert_ne!(split_digest(&plain).1, split_digest(&noopt).1);
 }
+
+/// `--json` gives tools the import path, reference and (for an index) children of each argument.
+#[test]
+fn json_output_describes_each_argument() {
+    let fx = GoFixture::app();
+    let out = ko_ok(fx.ko().args(["build", "--json", "--push=false", "./cmd/hello", "example.com/app/cmd/second"]));
+    let v: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    let plain = ko_ok(fx.ko().args(["build", "--push=false", "./cmd/hello", "example.com/app/cmd/second"]));
+    let entries = v.as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[0]["importPath"], "example.com/app/cmd/hello");
+    assert_eq!(entries[1]["importPath"], "example.com/app/cmd/second");
+    for (e, line) in entries.iter().zip(plain.lines()) {
+        assert_eq!(e["reference"], line.as_str(), "same reference as the plain output");
+        assert_eq!(e["children"], serde_json::json!([]));
+    }
+}
