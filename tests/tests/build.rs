@@ -86,6 +86,7 @@ fn build_two_mains_to_registry() {
     let repo = format!("{}/test", reg.host());
     let out = ko_ok(fx.ko().args(["build", "./cmd/hello", "example.com/app/cmd/second"]).env("KO_DOCKER_REPO", &repo));
     let refs = refs(&out, 2);
+    assert!(!out.stderr.contains("retrying"), "a plain-HTTP loopback registry needs no retries\n{}", out.describe());
     assert!(refs[0].starts_with(&format!("{repo}/hello-{HELLO_MD5}@sha256:")), "first ref names hello: {}", refs[0]);
     assert!(
         refs[1].starts_with(&format!("{repo}/second-{SECOND_MD5}@sha256:")),
@@ -323,4 +324,29 @@ fn temporary_build_output_is_always_cleaned() {
         KO_TIMEOUT,
     );
     assert_eq!(leftovers(), Vec::<std::path::PathBuf>::new(), "after a failed build");
+}
+
+/// Images published in one run upload a blob they share once, then mount it into the other
+/// repositories (here: the built-in base layer and the config-independent empty kodata layer).
+#[test]
+fn shared_blobs_are_uploaded_once_per_run_and_mounted_elsewhere() {
+    let reg = Registry::start();
+    let fx = GoFixture::app();
+    let repo = format!("{}/shared", reg.host());
+    let out = ko_ok(fx.ko().args(["build", "./cmd/hello", "./cmd/second", "-j", "2"]).env("KO_DOCKER_REPO", &repo));
+    let refs = refs(&out, 2);
+    let layers = |r: &str| inspect(&docker(r))["Layers"].as_array().unwrap().clone();
+    let base_layer = layers(&refs[0])[0].as_str().unwrap().to_string();
+    assert_eq!(layers(&refs[1])[0].as_str().unwrap(), base_layer, "both images start from the built-in base");
+    let requests = reg.requests();
+    let uploads = requests
+        .iter()
+        .filter(|r| r.method == "PUT" && r.decoded_uri().contains(&format!("digest={base_layer}")))
+        .count();
+    let mounts = requests
+        .iter()
+        .filter(|r| r.method == "POST" && r.decoded_uri().contains(&format!("mount={base_layer}")))
+        .count();
+    assert_eq!((uploads, mounts), (1, 1), "one upload, one mount of the shared base layer\n{}", out.describe());
+    assert!(out.stderr.contains(&format!("mounted blob: {base_layer}")), "{}", out.describe());
 }

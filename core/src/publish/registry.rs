@@ -2,7 +2,11 @@
 //! the base's repository or uploaded as a stream; the manifest goes up only after all its blobs
 //! are confirmed, and an index only after all its children. The first tag is pushed, then the
 //! others are pointed at the same manifest, so a tag never names a partially pushed image.
+//!
+//! A blob is uploaded at most once per run: images that share it (the built-in base layer, an
+//! empty kodata layer) wait for the first upload, then mount it into their own repository.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -18,33 +22,42 @@ use crate::registry::RegistryClient;
 /// Blobs uploaded at once per image.
 const BLOB_JOBS: usize = 4;
 
+/// Which repository of the destination registry this run first placed a blob in.
+type Placement = Arc<tokio::sync::Mutex<Option<String>>>;
+
 pub struct RegistryPublisher {
     client: Arc<RegistryClient>,
     destination: Destination,
+    placed: tokio::sync::Mutex<HashMap<String, Placement>>,
 }
 
 impl RegistryPublisher {
     pub fn new(client: Arc<RegistryClient>, destination: Destination) -> Self {
-        RegistryPublisher { client, destination }
+        RegistryPublisher { client, destination, placed: Default::default() }
     }
 
     async fn push_blob(&self, repo: &Repository, layer: &Layer) -> Result<()> {
         let target = repo.tag("latest");
         let digest = layer.digest();
+        let slot = self.placed.lock().await.entry(digest.to_string()).or_default().clone();
+        // Held until this blob is in `repo`, so another image needing it waits and then mounts.
+        let mut placed = slot.lock().await;
         if self.client.blob_exists(&target, digest).await? {
             tracing::info!("existing blob: {digest}");
+            placed.get_or_insert_with(|| repo.path.clone());
             return Ok(());
         }
-        if let Some(origin) = layer.source.mount_origin()
-            && origin.registry == repo.registry
-            && origin.repository != repo.path
-            && self.client.mount_blob(&target, &origin.repository, digest).await?
-        {
-            tracing::info!("mounted blob: {digest}");
-            return Ok(());
+        let base = layer.source.mount_origin().filter(|o| o.registry == repo.registry).map(|o| o.repository.clone());
+        for from in base.iter().chain(placed.iter()) {
+            if from != &repo.path && self.client.mount_blob(&target, from, digest).await? {
+                tracing::info!("mounted blob: {digest}");
+                placed.get_or_insert_with(|| repo.path.clone());
+                return Ok(());
+            }
         }
         self.client.push_blob(&target, digest, layer.descriptor.size, layer.source.as_ref()).await?;
         tracing::info!("pushed blob: {digest}");
+        placed.get_or_insert_with(|| repo.path.clone());
         Ok(())
     }
 

@@ -175,6 +175,14 @@ impl RegistryClient {
             let url = format!("{scheme}://{}/v2/", host.registry);
             let ping_op = Op { doing: op.doing.clone(), registry: op.registry, repository: op.repository };
             match self.send_plain(&ping_op, &|| host.http.get(&url)).await {
+                // Anything but what a registry answers on /v2/ (e.g. a TLS server's 400 to plain
+                // HTTP) means this scheme is wrong.
+                Ok(resp) if !(resp.status().is_success() || matches!(resp.status().as_u16(), 401 | 403)) => {
+                    let e =
+                        ping_op.error(ErrorKind::Registry, format!("HTTP {} on /v2/: not a registry", resp.status()));
+                    tracing::debug!("{}: {scheme} failed: {}", host.registry, e.message());
+                    failures.push((scheme, e));
+                }
                 Ok(resp) => {
                     let challenge = resp.headers().get(WWW_AUTHENTICATE).and_then(|v| v.to_str().ok());
                     let scheme_found = AuthScheme::from_header(challenge);

@@ -57,17 +57,27 @@ pub fn retryable_error(e: &reqwest::Error) -> bool {
     if e.is_builder() || e.is_redirect() || e.is_decode() {
         return false;
     }
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(c) = cause {
-        if let Some(io) = c.downcast_ref::<std::io::Error>() {
-            use std::io::ErrorKind::*;
-            return !matches!(io.kind(), ConnectionRefused | InvalidData | InvalidInput | NotFound | PermissionDenied);
-        }
+    // DNS and TLS failures (rustls: a bad certificate, or plain HTTP answering a handshake with
+    // "received corrupt message") fail the same way again, whatever I/O error wraps them.
+    const PERMANENT: &[&str] = &[
+        "dns error",
+        "certificate",
+        "invalid peer",
+        "corrupt message",
+        "fatal alert",
+        "peer is incompatible",
+        "peer misbehaved",
+    ];
+    let chain = || std::iter::successors(Some(e as &(dyn std::error::Error + 'static)), |c| c.source());
+    if chain().any(|c| {
         let text = c.to_string();
-        if text.contains("dns error") || text.contains("certificate") || text.contains("invalid peer") {
-            return false;
-        }
-        cause = c.source();
+        PERMANENT.iter().any(|p| text.contains(p))
+    }) {
+        return false;
+    }
+    if let Some(io) = chain().find_map(|c| c.downcast_ref::<std::io::Error>()) {
+        use std::io::ErrorKind::*;
+        return !matches!(io.kind(), ConnectionRefused | InvalidData | InvalidInput | NotFound | PermissionDenied);
     }
     e.is_timeout() || e.is_request() || e.is_connect() || e.is_body()
 }
