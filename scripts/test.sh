@@ -7,3 +7,14 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo build -p ko-cli
 cargo test --workspace
+# Python (python/, issue 5): build the extension into a venv kept under the cargo target dir,
+# type-check the typed example with mypy --strict, then run pytest against the real registry and
+# Go fixtures (it uses the ko binary built above for the CLI comparison).
+py_venv="${CARGO_TARGET_DIR:-$PWD/target}/python-venv"
+[ -x "$py_venv/bin/python" ] || python3 -m venv "$py_venv"
+for tool in maturin pytest mypy; do
+  [ -x "$py_venv/bin/$tool" ] || { "$py_venv/bin/python" -m pip install --quiet "maturin>=1.9,<2" pytest mypy; break; }
+done
+(cd python && VIRTUAL_ENV="$py_venv" PATH="$py_venv/bin:$PATH" maturin develop)
+(cd python && "$py_venv/bin/mypy" --strict examples/typed_example.py)
+"$py_venv/bin/python" -m pytest -p no:cacheprovider python/tests
