@@ -20,7 +20,7 @@ pub struct FileFlags {
     #[arg(short = 'l', long)]
     selector: Option<String>,
     /// Only ko:// strings are references (--strict=false also takes bare main-package import paths).
-    #[arg(long, action = ArgAction::Set, num_args = 0..=1, default_value_t = true, default_missing_value = "true")]
+    #[arg(long, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_value_t = true, default_missing_value = "true")]
     strict: bool,
 }
 

@@ -100,7 +100,7 @@ struct PublishFlags {
     #[arg(long)]
     tag_only: bool,
     /// Push images to KO_DOCKER_REPO (--push=false to only build).
-    #[arg(long, action = ArgAction::Set, num_args = 0..=1, default_value_t = true, default_missing_value = "true")]
+    #[arg(long, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_value_t = true, default_missing_value = "true")]
     push: bool,
     /// Load images into the Docker daemon (not supported by this version yet).
     #[arg(short = 'L', long)]

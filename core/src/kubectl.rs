@@ -10,7 +10,7 @@ use crate::error::{Error, ErrorKind, Result};
 
 /// Runs `kubectl args…`, feeding `stdin` when given, and fails with kubectl's exit status.
 pub async fn run(args: &[String], stdin: Option<String>) -> Result<()> {
-    tracing::debug!("kubectl {}", args.join(" "));
+    tracing::debug!("kubectl {}", redacted(args).join(" "));
     let mut child = tokio::process::Command::new("kubectl")
         .args(args)
         .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::inherit() })
@@ -38,6 +38,36 @@ pub async fn run(args: &[String], stdin: Option<String>) -> Result<()> {
     }
 }
 
+/// Flags whose values are secrets: never logged.
+const SECRET_FLAGS: &[&str] = &["--token", "--password", "--client-key"];
+
+/// `args` with the values of secret-bearing flags (`--token=x` or `--token x`) masked, for logs.
+fn redacted(args: &[String]) -> Vec<String> {
+    let mut out = Vec::with_capacity(args.len());
+    let mut mask_next = false;
+    for a in args {
+        if std::mem::take(&mut mask_next) {
+            out.push("***".to_string());
+        } else if let Some((flag, _)) = a.split_once('=').filter(|(f, _)| SECRET_FLAGS.contains(f)) {
+            out.push(format!("{flag}=***"));
+        } else {
+            mask_next = SECRET_FLAGS.contains(&a.as_str());
+            out.push(a.clone());
+        }
+    }
+    out
+}
+
 fn verb(args: &[String]) -> &str {
     args.first().map(String::as_str).unwrap_or("")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn secrets_are_masked_in_logs() {
+        let args: Vec<String> =
+            ["apply", "--token=s3cret", "--password", "hunter2", "-n", "x"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(super::redacted(&args), ["apply", "--token=***", "--password", "***", "-n", "x"]);
+    }
 }

@@ -245,3 +245,21 @@ fn json_output_describes_each_argument() {
         assert_eq!(e["children"], serde_json::json!([]));
     }
 }
+
+/// A bare `--push` means true and leaves the next word to be an import path (as upstream's cobra
+/// flags do); a variable that is not UTF-8 in the environment is passed along, not a crash.
+#[test]
+fn bare_push_flag_and_a_non_utf8_environment() {
+    use std::os::unix::ffi::OsStrExt;
+    let reg = Registry::start();
+    let fx = GoFixture::app();
+    let repo = format!("{}/flags", reg.host());
+    let out = ko_ok(
+        fx.ko()
+            .args(["build", "--push", "./cmd/hello"])
+            .env("KO_DOCKER_REPO", &repo)
+            .env("KO_TEST_NOT_UTF8", std::ffi::OsStr::from_bytes(b"\xff\xfe")),
+    );
+    let r = refs(&out, 1).remove(0);
+    assert!(r.starts_with(&format!("{repo}/hello-")), "{}", out.describe());
+}

@@ -285,3 +285,29 @@ fn non_strict_mode_resolves_bare_main_packages() {
     let config = ko_ok(fx.ko().args(["resolve", "-f", "bare.yaml"]).env("KO_DOCKER_REPO", &repo));
     assert_eq!(config.stdout, want);
 }
+
+/// kubectl's `--token` reaches kubectl but never ko's logs, even at `-v`.
+#[test]
+fn kubectl_token_is_not_logged() {
+    let fx = GoFixture::app();
+    let rec = KubectlRecorder::new("exit 0");
+    let out = ko_ok(
+        fx.ko()
+            .args([
+                "-v",
+                "apply",
+                "--push=false",
+                "-f",
+                "config/job.yml",
+                "--token=SEKRET-TOKEN",
+                "--",
+                "--password",
+                "PW-SEKRET",
+            ])
+            .env("PATH", rec.path_env()),
+    );
+    assert!(rec.argv().unwrap().contains(&"--token=SEKRET-TOKEN".to_string()));
+    for secret in ["SEKRET-TOKEN", "PW-SEKRET"] {
+        assert!(!out.stderr.contains(secret) && !out.stdout.contains(secret), "{}", out.describe());
+    }
+}

@@ -4,6 +4,7 @@
 //! `go build`s across everything this builder does.
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -148,23 +149,23 @@ impl GoBuilder {
     /// The environment of `go build`: ko's defaults for `platform`, then the user's environment.
     /// Go's scratch directory defaults to `scratch`, inside ko's temporary directory, so that it
     /// is removed with it even when the build is cancelled.
-    fn go_env(&self, platform: &Platform, scratch: &Path) -> Vec<(String, String)> {
-        let mut env: Vec<(String, String)> = vec![
+    fn go_env(&self, platform: &Platform, scratch: &Path) -> Vec<(OsString, OsString)> {
+        let mut env: Vec<(OsString, OsString)> = vec![
             ("CGO_ENABLED".into(), "0".into()),
-            ("GOOS".into(), platform.os.clone()),
-            ("GOARCH".into(), platform.architecture.clone()),
-            ("GOTMPDIR".into(), scratch.display().to_string()),
+            ("GOOS".into(), platform.os.clone().into()),
+            ("GOARCH".into(), platform.architecture.clone().into()),
+            ("GOTMPDIR".into(), scratch.as_os_str().to_owned()),
         ];
         match (platform.architecture.as_str(), platform.variant.as_deref()) {
             ("arm", Some(v)) => {
                 let n: u32 = v.trim_start_matches('v').parse().unwrap_or(7);
-                env.push(("GOARM".into(), n.clamp(5, 7).to_string()));
+                env.push(("GOARM".into(), n.clamp(5, 7).to_string().into()));
             }
-            ("amd64", Some(v)) => env.push(("GOAMD64".into(), v.to_string())),
+            ("amd64", Some(v)) => env.push(("GOAMD64".into(), v.into())),
             _ => {}
         }
         // The user's environment comes after the defaults, so it wins (e.g. CGO_ENABLED=1).
-        for (k, v) in std::env::vars() {
+        for (k, v) in std::env::vars_os() {
             env.retain(|(ek, _)| ek != &k);
             env.push((k, v));
         }

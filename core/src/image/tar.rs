@@ -87,24 +87,54 @@ impl<W: Write> LayerWriter<W> {
 
     /// Appends a directory entry owned by `owner` (uid and gid).
     pub fn append_dir_owned(&mut self, name: &str, mode: u32, mtime: u64, owner: u64) -> Result<()> {
-        let mut header = go_header(name, ::tar::EntryType::Directory, mode, mtime, 0)?;
-        if owner != 0 {
-            header.set_uid(owner);
-            header.set_gid(owner);
-            set_go_checksum(&mut header);
-        }
+        let header = self.start_entry(name, ::tar::EntryType::Directory, mode, mtime, 0, owner)?;
         self.tar.append(&header, io::empty()).map_err(write_error)
     }
 
     /// Appends a regular file of exactly `size` bytes read from `data`.
     pub fn append_file(&mut self, name: &str, mode: u32, mtime: u64, size: u64, data: impl Read) -> Result<()> {
-        let header = go_header(name, ::tar::EntryType::Regular, mode, mtime, size)?;
+        let header = self.start_entry(name, ::tar::EntryType::Regular, mode, mtime, size, 0)?;
         let mut counted = CountingReader { inner: data.take(size), read: 0 };
         self.tar.append(&header, &mut counted).map_err(write_error)?;
         if counted.read != size {
             return Err(Error::build(format!("{name} changed size while it was being added to a layer")));
         }
         Ok(())
+    }
+
+    /// The header for an entry, as Go writes it: USTAR when the name fits (whole, or split into
+    /// prefix and name); otherwise a PAX extended header carrying the `path` is written first and
+    /// the entry's own header holds Go's best-effort ASCII name.
+    fn start_entry(
+        &mut self,
+        name: &str,
+        kind: ::tar::EntryType,
+        mode: u32,
+        mtime: u64,
+        size: u64,
+        owner: u64,
+    ) -> Result<::tar::Header> {
+        if name.is_empty() {
+            return Err(Error::build("cannot add an entry with an empty name to a layer"));
+        }
+        let Some((prefix, suffix)) = split_ustar_path(name) else {
+            let record = pax_record("path", name);
+            let (dir, file) = name.rsplit_once('/').map_or(("", name), |(d, f)| (d, f));
+            let pax_name =
+                if dir.is_empty() { format!("PaxHeaders.0/{file}") } else { format!("{dir}/PaxHeaders.0/{file}") };
+            let mut x = ::tar::Header::new_ustar();
+            set_name(&mut x, best_effort_name(&pax_name).trim_end_matches('/'), "");
+            x.set_entry_type(::tar::EntryType::XHeader);
+            x.set_mode(0);
+            x.set_uid(0);
+            x.set_gid(0);
+            x.set_size(record.len() as u64);
+            x.set_mtime(0);
+            set_go_checksum(&mut x);
+            self.tar.append(&x, record.as_bytes()).map_err(write_error)?;
+            return go_header(&best_effort_name(name), "", kind, mode, mtime, size, owner);
+        };
+        go_header(suffix, prefix, kind, mode, mtime, size, owner)
     }
 
     /// Writes the tar trailer, flushes the gzip stream and returns the output with the digests.
@@ -135,26 +165,52 @@ impl<R: Read> Read for CountingReader<R> {
     }
 }
 
-/// A USTAR header laid out byte for byte as Go's `archive/tar` writes it.
-fn go_header(name: &str, kind: ::tar::EntryType, mode: u32, mtime: u64, size: u64) -> Result<::tar::Header> {
+/// A USTAR header laid out byte for byte as Go's `archive/tar` writes it, for a name already
+/// split into `name` (at most 100 bytes) and `prefix` (at most 155).
+fn go_header(
+    name: &str,
+    prefix: &str,
+    kind: ::tar::EntryType,
+    mode: u32,
+    mtime: u64,
+    size: u64,
+    owner: u64,
+) -> Result<::tar::Header> {
     let mut h = ::tar::Header::new_ustar();
-    let (prefix, suffix) = split_ustar_path(name).ok_or_else(|| {
-        Error::build(format!(
-            "cannot store {name:?} in a layer: ko writes USTAR entries, whose names must be ASCII and fit in 100 bytes (or split at a '/' into 155 + 100)"
-        ))
-    })?;
-    let ustar = h.as_ustar_mut().expect("new_ustar() makes a USTAR header");
-    ustar.name[..suffix.len()].copy_from_slice(suffix.as_bytes());
-    ustar.prefix[..prefix.len()].copy_from_slice(prefix.as_bytes());
+    set_name(&mut h, name, prefix);
     h.set_entry_type(kind);
     h.set_mode(mode);
-    h.set_uid(0);
-    h.set_gid(0);
+    h.set_uid(owner);
+    h.set_gid(owner);
     h.set_size(size);
     h.set_mtime(mtime);
     h.set_device_major(0).and_then(|_| h.set_device_minor(0)).map_err(|e| Error::build(e.to_string()))?;
     set_go_checksum(&mut h);
     Ok(h)
+}
+
+/// Copies `name` and `prefix` into their fields, cut to the field sizes as Go's formatter cuts.
+fn set_name(h: &mut ::tar::Header, name: &str, prefix: &str) {
+    let ustar = h.as_ustar_mut().expect("new_ustar() makes a USTAR header");
+    let (name, prefix) = (name.as_bytes(), prefix.as_bytes());
+    let (n, p) = (name.len().min(NAME_SIZE), prefix.len().min(PREFIX_SIZE));
+    ustar.name[..n].copy_from_slice(&name[..n]);
+    ustar.prefix[..p].copy_from_slice(&prefix[..p]);
+}
+
+/// Go's `toASCII`: the name without its non-ASCII characters (the header field of a PAX entry).
+fn best_effort_name(name: &str) -> String {
+    name.chars().filter(char::is_ascii).collect()
+}
+
+/// One PAX record, `"<len> <key>=<value>\n"`, where `<len>` counts the whole record.
+fn pax_record(key: &str, value: &str) -> String {
+    let body = key.len() + value.len() + 3;
+    let mut len = body + body.to_string().len();
+    if len.to_string().len() != body.to_string().len() {
+        len = body + len.to_string().len();
+    }
+    format!("{len} {key}={value}\n")
 }
 
 /// Go's checksum field is six octal digits, a NUL and a space; tar-rs writes seven and a NUL.
@@ -193,7 +249,7 @@ mod tests {
 
     #[test]
     fn header_matches_go_layout() {
-        let h = go_header("/ko-app/app", ::tar::EntryType::Regular, 0o555, 0, 5).unwrap();
+        let h = go_header("/ko-app/app", "", ::tar::EntryType::Regular, 0o555, 0, 5, 0).unwrap();
         let b = h.as_bytes();
         assert_eq!(&b[0..11], b"/ko-app/app");
         assert_eq!(&b[100..108], b"0000555\0");
@@ -208,6 +264,20 @@ mod tests {
         let sum: u32 =
             b.iter().enumerate().map(|(i, &x)| if (148..156).contains(&i) { 32 } else { u32::from(x) }).sum();
         assert_eq!(std::str::from_utf8(&b[148..154]).unwrap(), format!("{sum:06o}"));
+    }
+
+    /// Names USTAR cannot hold get Go's PAX records. The digest is what Go 1.26's `archive/tar`
+    /// writes for the same three entries (checked with a throwaway Go program).
+    #[test]
+    fn pax_fallback_matches_go() {
+        let long = format!("/var/run/ko/{}/{}/file.txt", "d".repeat(150), "e".repeat(120));
+        let mut w = LayerWriter::new(Vec::new());
+        w.append_dir("/var", 0o555, 0).unwrap();
+        for name in ["/var/run/ko/café.txt", long.as_str()] {
+            w.append_file(name, 0o555, 0, 3, &b"hi\n"[..]).unwrap();
+        }
+        let (_, digests) = w.finish().unwrap();
+        assert_eq!(digests.diff_id, "sha256:85b50fd4de4bb92f7b63a377c9cbb7c2053f7e7163e61c71add221c97a43c69b");
     }
 
     #[test]

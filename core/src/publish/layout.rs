@@ -114,10 +114,12 @@ impl LayoutPublisher {
     }
 }
 
+/// A name next to `path` that no other writer in this or another process uses.
 fn temp_name(path: &Path) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".tmp-{}", std::process::id()));
-    name.push(format!("-{:?}", std::thread::current().id()).replace(['(', ')'], ""));
+    name.push(format!(".tmp-{}-{n}", std::process::id()));
     path.with_file_name(name)
 }
 

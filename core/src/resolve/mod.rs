@@ -135,15 +135,22 @@ pub async fn resolve_inputs(inputs: Vec<Input>, ro: &ResolveOptions, session: &S
     let mut out = String::new();
     for (_, text, refs) in &files {
         let resolved = splice(text, refs, &|ip| by_path[ip].to_string());
-        if !out.is_empty() {
-            if !out.ends_with('\n') {
-                out.push('\n');
-            }
-            if !resolved.starts_with("---") {
-                out.push_str("---\n");
-            }
+        if out.is_empty() {
+            out.push_str(&resolved);
+            continue;
         }
-        out.push_str(&resolved);
+        // Joining files: a byte-order mark is only valid at the very start of the stream, and
+        // directives (`%YAML`) need the previous document ended with `...` rather than a `---`.
+        let resolved = resolved.strip_prefix('\u{feff}').unwrap_or(&resolved);
+        if !out.ends_with('\n') {
+            out.push('\n');
+        }
+        if resolved.starts_with('%') {
+            out.push_str("...\n");
+        } else if !resolved.starts_with("---") {
+            out.push_str("---\n");
+        }
+        out.push_str(resolved);
     }
     Ok(out)
 }

@@ -45,6 +45,7 @@ pub struct Scanned {
 pub fn scan(text: &str, name: &str, import_path: &dyn Fn(&str) -> Option<String>) -> Result<Scanned> {
     let mut scanned = Scanned::default();
     let mut starts = Vec::new();
+    let mut ended_at = None;
     let mut flow_depth = 0usize;
     let mut structure = Vec::new();
     for item in Parser::new_from_str(text) {
@@ -53,7 +54,17 @@ pub fn scan(text: &str, name: &str, import_path: &dyn Fn(&str) -> Option<String>
             Error::invalid(format!("{name}:{}:{}: invalid YAML: {}", m.line(), m.col() + 1, e.info()))
         })?;
         match event {
-            Event::DocumentStart(..) => starts.push(if starts.is_empty() { 0 } else { offset(&span.start, text) }),
+            // A document's bytes start where the previous one's `...` line ended (so directives
+            // before a `---` belong to the document they announce), else at its `---`.
+            Event::DocumentStart(..) => starts.push(match ended_at.take() {
+                _ if starts.is_empty() => 0,
+                Some(end) => end,
+                None => offset(&span.start, text),
+            }),
+            Event::DocumentEnd if span.end.byte_offset() > span.start.byte_offset() => {
+                let end = offset(&span.end, text);
+                ended_at = Some(text[end..].find('\n').map_or(text.len(), |i| end + i + 1));
+            }
             Event::SequenceStart(style, ..) | Event::MappingStart(style, ..) => {
                 let flow = style == StructureStyle::Flow;
                 flow_depth += usize::from(flow);
@@ -199,6 +210,14 @@ mod tests {
             resolve(text),
             text.replace("ko://x/y", &format!("{REF}/x/y")).replace("ko://x/z", &format!("{REF}/x/z"))
         );
+    }
+
+    #[test]
+    fn directives_belong_to_the_document_they_announce() {
+        let text = "a: 1\n...\n%YAML 1.2\n---\nb: 2\n";
+        let s = scan(text, "t", &strict_reference).unwrap();
+        assert_eq!(s.documents, vec![0..9, 9..text.len()]);
+        assert!(text[s.documents[1].clone()].starts_with("%YAML"));
     }
 
     #[test]

@@ -147,6 +147,30 @@ async fn non_strict_mode_takes_bare_main_packages() {
     assert!(out.ends_with("\nb: example.com/app/cmd/other\n"), "{out}");
 }
 
+#[tokio::test]
+async fn joined_inputs_stay_valid_yaml() {
+    let (s, _, _) = session();
+    let inputs = vec![
+        Input { name: "1.yaml".into(), text: "a: ko://example.com/app/cmd/web\n".into() },
+        Input { name: "2.yaml".into(), text: "\u{feff}b: ko://example.com/app/cmd/web\n".into() },
+        Input { name: "3.yaml".into(), text: "%YAML 1.2\n---\nc: 1\n".into() },
+    ];
+    let out = resolve_inputs(inputs, &ResolveOptions::default(), &s).await.unwrap();
+    assert!(!out.contains('\u{feff}'), "{out:?}");
+    assert!(out.contains("\n---\nb: registry.example/web@") && out.ends_with("\n...\n%YAML 1.2\n---\nc: 1\n"), "{out}");
+    let docs = scan::scan(&out, "out", &|_| None).unwrap().documents;
+    assert_eq!(docs.len(), 3, "{out}");
+}
+
+#[tokio::test]
+async fn selector_keeps_a_document_with_its_directive() {
+    let text = "apiVersion: v1\nkind: A\nmetadata: {labels: {x: \"1\"}}\n...\n%YAML 1.2\n---\napiVersion: v1\nkind: B\nmetadata: {labels: {x: \"2\"}}\n";
+    let (s, _, _) = session();
+    let ro = ResolveOptions { selector: Some("x=2".into()), ..Default::default() };
+    let out = resolve_inputs(vec![Input { name: "s.yaml".into(), text: text.into() }], &ro, &s).await.unwrap();
+    assert_eq!(out, "%YAML 1.2\n---\napiVersion: v1\nkind: B\nmetadata: {labels: {x: \"2\"}}\n");
+}
+
 #[test]
 fn directories_are_read_sorted_and_filtered() {
     let t = tempfile::tempdir().unwrap();
