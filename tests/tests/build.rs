@@ -350,3 +350,46 @@ fn shared_blobs_are_uploaded_once_per_run_and_mounted_elsewhere() {
     assert_eq!((uploads, mounts), (1, 1), "one upload, one mount of the shared base layer\n{}", out.describe());
     assert!(out.stderr.contains(&format!("mounted blob: {base_layer}")), "{}", out.describe());
 }
+
+/// `.ko.yaml` `builds:` as upstream: the entry whose `main` is the package supplies flags, env and
+/// templated ldflags; `--ldflags` overrides them; a template naming a missing value fails clearly.
+#[test]
+fn ko_yaml_builds_set_flags_env_and_templated_ldflags() {
+    let reg = Registry::start();
+    let fx = GoFixture::app();
+    let repo = format!("{}/builds", reg.host());
+    std::fs::write(
+        fx.path().join(".ko.yaml"),
+        "builds:\n- id: versioned\n  main: ./cmd/version\n  flags: -tags special\n  env: [KO_TEST_BUILD_ENV=from-build-env]\n  ldflags:\n  - -s -w\n  - -X main.version={{.Env.VERSION}} -X main.buildEnv={{ .Env.KO_TEST_BUILD_ENV }}\n  - -X main.date={{.Date}}\n",
+    )
+    .unwrap();
+    let run_image = |r: &str| {
+        let img = pull(&docker(r));
+        let entries = img.layer_entries(img.layer_count() - 1);
+        let binary = binary_from_layer(&entries, "version");
+        let exe = write_executable(&fx.scratch("bin"), "version", &binary);
+        String::from_utf8_lossy(&run_tool(&mut std::process::Command::new(&exe))).into_owned()
+    };
+
+    let out = ko_ok(
+        fx.ko()
+            .args(["build", "./cmd/version"])
+            .env("KO_DOCKER_REPO", &repo)
+            .env("VERSION", "1.2.3")
+            .env("SOURCE_DATE_EPOCH", "0"),
+    );
+    assert!(out.stderr.contains("Using build config versioned for example.com/app/cmd/version"), "{}", out.describe());
+    let r = refs(&out, 1).remove(0);
+    assert_eq!(run_image(&r), "version=1.2.3 env=from-build-env date=1970-01-01T00:00:00Z tags=special\n");
+
+    let out = ko_ok(
+        fx.ko()
+            .args(["build", "--ldflags=-X main.version=from-cli", "./cmd/version"])
+            .env("KO_DOCKER_REPO", &repo)
+            .env("VERSION", "1.2.3"),
+    );
+    assert_eq!(run_image(&refs(&out, 1)[0]), "version=from-cli env=unset date=unset tags=special\n");
+
+    let out = ko_fail(fx.ko().args(["build", "./cmd/version"]).env("KO_DOCKER_REPO", &repo), KO_TIMEOUT);
+    assert!(out.stderr.contains("no value for .Env.VERSION"), "{}", out.describe());
+}

@@ -14,8 +14,9 @@ use serde_json::{Value, json};
 use tokio::sync::{Mutex, Semaphore};
 
 use super::base::{Base, BaseResolver, Synthetic};
+use super::template::{self, TemplateData};
 use super::{Builder, ZERO_TIME, kodata, rfc3339};
-use crate::config::KoConfig;
+use crate::config::{BuildConfig, KoConfig};
 use crate::error::{Error, ErrorKind, Result};
 use crate::image::layer::FileBlob;
 use crate::image::mutate::{History, ImageBuilder};
@@ -95,6 +96,8 @@ pub struct GoBuilder {
     bases: Arc<BaseResolver>,
     go_builds: Semaphore,
     packages: Mutex<HashMap<String, Package>>,
+    /// `.ko.yaml` `builds:` keyed by the import path each one's `main` names, resolved once.
+    build_configs: tokio::sync::OnceCell<HashMap<String, BuildConfig>>,
 }
 
 /// A finished kodata layer file, shared by every platform of one import path.
@@ -106,13 +109,23 @@ struct KodataLayer {
 impl GoBuilder {
     pub fn new(settings: GoSettings, bases: Arc<BaseResolver>) -> Self {
         let jobs = settings.jobs.max(1);
-        GoBuilder { settings, bases, go_builds: Semaphore::new(jobs), packages: Mutex::default() }
+        GoBuilder {
+            settings,
+            bases,
+            go_builds: Semaphore::new(jobs),
+            packages: Mutex::default(),
+            build_configs: Default::default(),
+        }
     }
 
     async fn go_list(&self, pattern: &str) -> Result<Package> {
+        self.go_list_in(&self.settings.working_dir, pattern).await
+    }
+
+    async fn go_list_in(&self, dir: &Path, pattern: &str) -> Result<Package> {
         let output = tokio::process::Command::new(&self.settings.go)
             .args(["list", "-e", "-json", pattern])
-            .current_dir(&self.settings.working_dir)
+            .current_dir(dir)
             .kill_on_drop(true)
             .output()
             .await
@@ -149,7 +162,7 @@ impl GoBuilder {
     /// The environment of `go build`: ko's defaults for `platform`, then the user's environment.
     /// Go's scratch directory defaults to `scratch`, inside ko's temporary directory, so that it
     /// is removed with it even when the build is cancelled.
-    fn go_env(&self, platform: &Platform, scratch: &Path) -> Vec<(OsString, OsString)> {
+    fn go_env(&self, platform: &Platform, scratch: &Path, build_env: &[String]) -> Result<Vec<(OsString, OsString)>> {
         let mut env: Vec<(OsString, OsString)> = vec![
             ("CGO_ENABLED".into(), "0".into()),
             ("GOOS".into(), platform.os.clone().into()),
@@ -165,27 +178,150 @@ impl GoBuilder {
             _ => {}
         }
         // The user's environment comes after the defaults, so it wins (e.g. CGO_ENABLED=1).
-        for (k, v) in std::env::vars_os() {
+        // Then the build's own `env` (or `defaultEnv`), as upstream.
+        let configured = build_env.iter().map(|e| match e.split_once('=') {
+            Some((k, v)) => Ok((OsString::from(k), OsString::from(v))),
+            None => Err(Error::config(format!("build env entry {e:?} in .ko.yaml is not KEY=VALUE"))),
+        });
+        for pair in std::env::vars_os().map(Ok).chain(configured) {
+            let (k, v) = pair?;
             env.retain(|(ek, _)| ek != &k);
             env.push((k, v));
         }
-        env
+        if let Some((_, flags)) = env.iter().find(|(k, _)| k == "GOFLAGS") {
+            reject_toolexec(flags.to_string_lossy().split_whitespace(), "GOFLAGS")?;
+        }
+        Ok(env)
+    }
+
+    /// `builds:` by import path: each entry's `main` (relative to its `dir`) qualified with `go list`.
+    async fn build_configs(&self) -> Result<&HashMap<String, BuildConfig>> {
+        self.build_configs
+            .get_or_try_init(|| async {
+                let mut by_path = HashMap::new();
+                for (i, b) in self.settings.config.builds.iter().enumerate() {
+                    let dir = self.settings.working_dir.join(b.dir.as_deref().unwrap_or("."));
+                    let main = b.main.as_deref().unwrap_or(".");
+                    // A .go file names its package's directory.
+                    let main = if main.ends_with(".go") {
+                        Path::new(main).parent().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default()
+                    } else {
+                        main.to_string()
+                    };
+                    let pattern = if main.is_empty() || main == "." {
+                        ".".to_string()
+                    } else if main.starts_with("./") || main.starts_with('/') {
+                        main
+                    } else {
+                        format!("./{main}")
+                    };
+                    let pkg = self.go_list_in(&dir, &pattern).await.map_err(|e| {
+                        e.context(format!("builds[{i}] ({}) in .ko.yaml", b.id.as_deref().unwrap_or("no id")))
+                    })?;
+                    by_path.insert(pkg.import_path, b.clone());
+                }
+                Ok::<_, Error>(by_path)
+            })
+            .await
+    }
+
+    /// `go build`'s arguments before `-o`, and the directory it runs in, for `import_path`:
+    /// the build's (or default) flags, `-trimpath`, `-gcflags`, and `-ldflags` (`--ldflags` wins
+    /// over the build's, which win over `defaultLdflags`), templated as upstream.
+    async fn build_invocation(
+        &self,
+        import_path: &str,
+        env: &[(OsString, OsString)],
+    ) -> Result<(Vec<String>, PathBuf)> {
+        let config = &self.settings.config;
+        let build = self.build_configs().await?.get(import_path).cloned().unwrap_or_default();
+        if let Some(id) = &build.id {
+            tracing::info!("Using build config {id} for {import_path}");
+        }
+        let flags = if build.flags.is_empty() { config.default_flags.clone() } else { build.flags.clone() };
+        let ldflags = if !self.settings.ldflags.is_empty() {
+            self.settings.ldflags.clone()
+        } else if !build.ldflags.is_empty() {
+            build.ldflags.clone()
+        } else {
+            config.default_ldflags.clone()
+        };
+        let dir = self.settings.working_dir.join(build.dir.as_deref().unwrap_or("."));
+        let mut data = TemplateData::default();
+        data.insert("Env.LDFLAGS", "");
+        for (k, v) in env {
+            data.insert(format!("Env.{}", k.to_string_lossy()), v.to_string_lossy());
+        }
+        let templated = [flags.clone(), ldflags.clone()].concat();
+        if template::references(&templated, ".GoEnv") {
+            self.go_env_values(env, &mut data).await?;
+        }
+        if template::references(&templated, ".Git") {
+            let dir = dir.clone();
+            let mut git = TemplateData::default();
+            git = tokio::task::spawn_blocking(move || {
+                template::git_values(&dir, &mut git);
+                git
+            })
+            .await
+            .map_err(|e| Error::build(format!("git information: {e}")))?;
+            data.extend(git);
+        }
+        let when = self.settings.source_epoch.unwrap_or_else(|| {
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
+        });
+        data.insert("Date", rfc3339(when));
+        data.insert("Timestamp", when.to_string());
+        let mut args = Vec::new();
+        for f in &flags {
+            args.push(template::render(f, &data, "flags")?);
+        }
+        args.push("-trimpath".into());
+        if self.settings.disable_optimizations {
+            args.extend(["-gcflags".to_string(), "all=-N -l".to_string()]);
+        }
+        if !ldflags.is_empty() {
+            let rendered: Vec<String> =
+                ldflags.iter().map(|l| template::render(l, &data, "ldflags")).collect::<Result<_>>()?;
+            args.push(format!("-ldflags={}", rendered.join(" ")));
+        }
+        reject_toolexec(args.iter().map(String::as_str), "build flags")?;
+        Ok((args, dir))
+    }
+
+    /// `.GoEnv.*`: `go env`, overridden by the build environment where both name a variable.
+    async fn go_env_values(&self, env: &[(OsString, OsString)], data: &mut TemplateData) -> Result<()> {
+        let output = tokio::process::Command::new(&self.settings.go)
+            .args(["env", "-json"])
+            .current_dir(&self.settings.working_dir)
+            .kill_on_drop(true)
+            .output()
+            .await
+            .map_err(|e| self.go_missing(e))?;
+        let go_env: HashMap<String, String> = serde_json::from_slice(&output.stdout)
+            .map_err(|e| Error::build(format!("go env -json: unexpected output: {e}")))?;
+        for (k, v) in go_env {
+            let v = env
+                .iter()
+                .find(|(ek, _)| ek.to_string_lossy() == k)
+                .map(|(_, ev)| ev.to_string_lossy().into_owned())
+                .unwrap_or(v);
+            data.insert(format!("GoEnv.{k}"), v);
+        }
+        Ok(())
     }
 
     async fn go_build(&self, import_path: &str, platform: &Platform, out: &Path) -> Result<()> {
         let _permit = self.go_builds.acquire().await.map_err(|_| Error::build("build cancelled"))?;
         tracing::info!("Building {import_path} for {platform}");
-        let mut cmd = tokio::process::Command::new(&self.settings.go);
-        cmd.arg("build").arg("-trimpath");
-        if self.settings.disable_optimizations {
-            cmd.args(["-gcflags", "all=-N -l"]);
-        }
-        if !self.settings.ldflags.is_empty() {
-            cmd.arg(format!("-ldflags={}", self.settings.ldflags.join(" ")));
-        }
-        cmd.arg("-o").arg(out).arg(import_path);
         let scratch = out.parent().unwrap_or(&self.settings.working_dir);
-        cmd.current_dir(&self.settings.working_dir).env_clear().envs(self.go_env(platform, scratch)).kill_on_drop(true);
+        let build_env = self.build_configs().await?.get(import_path).map(|b| b.env.clone()).unwrap_or_default();
+        let build_env = if build_env.is_empty() { self.settings.config.default_env.clone() } else { build_env };
+        let env = self.go_env(platform, scratch, &build_env)?;
+        let (args, dir) = self.build_invocation(import_path, &env).await?;
+        let mut cmd = tokio::process::Command::new(&self.settings.go);
+        cmd.arg("build").args(&args).arg("-o").arg(out).arg(import_path);
+        cmd.current_dir(&dir).env_clear().envs(env).kill_on_drop(true);
         let output = cmd.output().await.map_err(|e| self.go_missing(e))?;
         if !output.status.success() {
             let mut text = String::from_utf8_lossy(&output.stderr).into_owned();
@@ -329,6 +465,17 @@ impl GoBuilder {
         }
         Ok(platforms)
     }
+}
+
+/// Refuses `-toolexec`, which would run an arbitrary program as the compiler (as upstream).
+fn reject_toolexec<'a>(args: impl Iterator<Item = &'a str>, whence: &str) -> Result<()> {
+    for a in args {
+        let name = a.trim_start_matches('-').split('=').next().unwrap_or("");
+        if a.starts_with('-') && name == "toolexec" {
+            return Err(Error::config(format!("cannot set {a} in {whence}: ko does not allow -toolexec")));
+        }
+    }
+    Ok(())
 }
 
 /// `/ko-app/<name>`: the import path's last element, or `ko-app` when it has none.

@@ -5,6 +5,7 @@
 pub mod base;
 pub mod go;
 mod kodata;
+pub mod template;
 
 use async_trait::async_trait;
 

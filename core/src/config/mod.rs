@@ -90,13 +90,45 @@ pub struct KoConfig {
     pub default_platforms: Vec<String>,
     /// `strict: false`: `resolve` also takes bare import paths of main packages (the 2018 mode).
     pub strict: Option<bool>,
+    /// Environment for `go build` when a build has no `env` of its own (replaces, does not merge).
+    #[serde(default)]
+    pub default_env: Vec<String>,
+    /// `go build` flags when a build has no `flags` of its own.
+    #[serde(default, deserialize_with = "flag_list")]
+    pub default_flags: Vec<String>,
+    /// Linker flags when a build has no `ldflags` of its own.
+    #[serde(default, deserialize_with = "string_list")]
+    pub default_ldflags: Vec<String>,
+    /// Per-package build settings, as upstream's `builds:`.
+    #[serde(default)]
+    pub builds: Vec<BuildConfig>,
     /// Where the config came from, for error messages.
     #[serde(skip)]
     pub source: Option<PathBuf>,
 }
 
-/// Keys upstream supports that this version does not yet act on; we say so rather than ignore them.
-const NOT_YET_SUPPORTED: &[&str] = &["builds", "defaultEnv", "defaultFlags", "defaultLdflags"];
+/// One entry of `builds:`: how to build the `main` package it names.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BuildConfig {
+    /// Shown in the log (`Using build config <id> for <import path>`).
+    pub id: Option<String>,
+    /// Where `go` runs for this build, relative to the working directory (multi-module repos).
+    pub dir: Option<String>,
+    /// The package directory (or a `.go` file in it), relative to `dir`; default `.`.
+    pub main: Option<String>,
+    #[serde(default)]
+    pub env: Vec<String>,
+    /// A list, or one string split at white space.
+    #[serde(default, deserialize_with = "flag_list")]
+    pub flags: Vec<String>,
+    /// A list, or one string.
+    #[serde(default, deserialize_with = "string_list")]
+    pub ldflags: Vec<String>,
+    /// Upstream sets file capabilities on the binary; not supported here (refused when set).
+    #[serde(default, rename = "linux_capabilities", deserialize_with = "flag_list")]
+    pub linux_capabilities: Vec<String>,
+}
 
 impl KoConfig {
     /// Loads `.ko.yaml` from `config_path` (a file or a directory holding `.ko.yaml`), else
@@ -133,16 +165,6 @@ impl KoConfig {
     /// Parses `.ko.yaml` text read from `path`.
     pub fn parse(text: &str, path: &Path) -> Result<Self> {
         let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(|e| yaml_error(path, e))?;
-        if let serde_yaml_ng::Value::Mapping(map) = &value {
-            for key in NOT_YET_SUPPORTED {
-                if map.contains_key(*key) {
-                    tracing::warn!(
-                        "{}: `{key}` is not supported by this version of ko yet and is ignored",
-                        path.display()
-                    );
-                }
-            }
-        }
         let mut config: KoConfig = match value {
             serde_yaml_ng::Value::Null => KoConfig::default(),
             v => serde_yaml_ng::from_value(v).map_err(|e| yaml_error(path, e))?,
@@ -150,6 +172,13 @@ impl KoConfig {
         config.base_image_overrides =
             config.base_image_overrides.into_iter().map(|(k, v)| (k.to_lowercase(), v)).collect();
         config.source = Some(path.to_path_buf());
+        if let Some(b) = config.builds.iter().find(|b| !b.linux_capabilities.is_empty()) {
+            return Err(Error::config(format!(
+                "{}: build {:?} sets linux_capabilities, which this version of ko does not support; remove it",
+                path.display(),
+                b.id.as_deref().unwrap_or("")
+            )));
+        }
         Ok(config)
     }
 
@@ -170,17 +199,36 @@ fn yaml_error(path: &Path, e: serde_yaml_ng::Error) -> Error {
 }
 
 fn string_or_list<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum OneOrMany {
-        One(String),
-        Many(Vec<String>),
-    }
     Ok(match Option::<OneOrMany>::deserialize(d)? {
         None => Vec::new(),
         Some(OneOrMany::One(s)) => s.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
         Some(OneOrMany::Many(v)) => v,
     })
+}
+
+/// A list of strings, or one string taken as a single element (upstream's `StringArray`).
+fn string_list<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<String>, D::Error> {
+    Ok(match Option::<OneOrMany>::deserialize(d)? {
+        None => Vec::new(),
+        Some(OneOrMany::One(s)) => vec![s],
+        Some(OneOrMany::Many(v)) => v,
+    })
+}
+
+/// A list of strings, or one string split at white space (upstream's `FlagArray`).
+fn flag_list<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<String>, D::Error> {
+    Ok(match Option::<OneOrMany>::deserialize(d)? {
+        None => Vec::new(),
+        Some(OneOrMany::One(s)) => s.split_whitespace().map(str::to_string).collect(),
+        Some(OneOrMany::Many(v)) => v,
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum OneOrMany {
+    One(String),
+    Many(Vec<String>),
 }
 
 /// A non-empty environment variable.
@@ -200,6 +248,19 @@ mod tests {
         assert_eq!(c.base_for("example.com/app/cmd/y"), "registry.example/base:1");
         assert_eq!(c.default_platforms, ["linux/arm64", "linux/amd64"]);
         assert_eq!(KoConfig::default().base_for("a/b"), "static");
+    }
+
+    #[test]
+    fn parses_builds_like_upstream() {
+        let text = "defaultFlags: -tags netgo\ndefaultLdflags: -s -w\nbuilds:\n- id: app\n  main: ./cmd/app\n  flags: [-v]\n  ldflags: [\"-X main.v={{.Env.V}}\"]\n  env: [A=b]\n";
+        let c = KoConfig::parse(text, Path::new(".ko.yaml")).unwrap();
+        assert_eq!(c.default_flags, ["-tags", "netgo"]);
+        assert_eq!(c.default_ldflags, ["-s -w"]);
+        assert_eq!(c.builds[0].id.as_deref(), Some("app"));
+        assert_eq!(c.builds[0].ldflags, ["-X main.v={{.Env.V}}"]);
+        assert_eq!(c.builds[0].env, ["A=b"]);
+        let caps = "builds:\n- main: .\n  linux_capabilities: bpf\n";
+        assert!(KoConfig::parse(caps, Path::new(".ko.yaml")).unwrap_err().to_string().contains("linux_capabilities"));
     }
 
     #[test]
