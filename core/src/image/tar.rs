@@ -122,14 +122,10 @@ impl<W: Write> LayerWriter<W> {
             let (dir, file) = name.rsplit_once('/').map_or(("", name), |(d, f)| (d, f));
             let pax_name =
                 if dir.is_empty() { format!("PaxHeaders.0/{file}") } else { format!("{dir}/PaxHeaders.0/{file}") };
-            let mut x = ::tar::Header::new_ustar();
-            set_name(&mut x, best_effort_name(&pax_name).trim_end_matches('/'), "");
-            x.set_entry_type(::tar::EntryType::XHeader);
-            x.set_mode(0);
-            x.set_uid(0);
-            x.set_gid(0);
-            x.set_size(record.len() as u64);
-            x.set_mtime(0);
+            // Go writes the extended header's device fields as NULs, unlike an entry's zeros.
+            let x_name = best_effort_name(&pax_name);
+            let mut x =
+                ustar_fields(x_name.trim_end_matches('/'), "", ::tar::EntryType::XHeader, 0, 0, record.len() as u64, 0);
             set_go_checksum(&mut x);
             self.tar.append(&x, record.as_bytes()).map_err(write_error)?;
             return go_header(&best_effort_name(name), "", kind, mode, mtime, size, owner);
@@ -176,6 +172,22 @@ fn go_header(
     size: u64,
     owner: u64,
 ) -> Result<::tar::Header> {
+    let mut h = ustar_fields(name, prefix, kind, mode, mtime, size, owner);
+    h.set_device_major(0).and_then(|_| h.set_device_minor(0)).map_err(|e| Error::build(e.to_string()))?;
+    set_go_checksum(&mut h);
+    Ok(h)
+}
+
+/// A USTAR header with names, type, mode, owner, size and mtime set; no device numbers, no checksum.
+fn ustar_fields(
+    name: &str,
+    prefix: &str,
+    kind: ::tar::EntryType,
+    mode: u32,
+    mtime: u64,
+    size: u64,
+    owner: u64,
+) -> ::tar::Header {
     let mut h = ::tar::Header::new_ustar();
     set_name(&mut h, name, prefix);
     h.set_entry_type(kind);
@@ -184,9 +196,7 @@ fn go_header(
     h.set_gid(owner);
     h.set_size(size);
     h.set_mtime(mtime);
-    h.set_device_major(0).and_then(|_| h.set_device_minor(0)).map_err(|e| Error::build(e.to_string()))?;
-    set_go_checksum(&mut h);
-    Ok(h)
+    h
 }
 
 /// Copies `name` and `prefix` into their fields, cut to the field sizes as Go's formatter cuts.

@@ -449,9 +449,7 @@ impl RegistryClient {
         let base = self.base(&host, &op).await?;
         let url = join(&base, &format!("v2/{repo}/manifests/{tag_or_digest}"), &op)?;
         let scopes = [pull_scope(repo)];
-        let accept =
-            [media_type::OCI_MANIFEST, media_type::OCI_INDEX, media_type::DOCKER_MANIFEST, media_type::DOCKER_LIST]
-                .join(", ");
+        let accept = manifest_accept();
         let auth = Auth { host: &host, repository: repo, scopes: &scopes };
         let resp = self.send(&op, Some(&auth), &|| host.http.get(url.clone()).header(ACCEPT, &accept)).await?;
         if !resp.status().is_success() {
@@ -481,9 +479,7 @@ impl RegistryClient {
         let base = self.base(&host, &op).await?;
         let url = join(&base, &format!("v2/{repo}/manifests/{tag}"), &op)?;
         let scopes = [push_scope(repo)];
-        let accept =
-            [media_type::OCI_MANIFEST, media_type::OCI_INDEX, media_type::DOCKER_MANIFEST, media_type::DOCKER_LIST]
-                .join(", ");
+        let accept = manifest_accept();
         let auth = Auth { host: &host, repository: repo, scopes: &scopes };
         let resp = self.send(&op, Some(&auth), &|| host.http.head(url.clone()).header(ACCEPT, &accept)).await?;
         match resp.status() {
@@ -838,6 +834,11 @@ fn parse_error_envelope(body: &[u8]) -> Option<String> {
         })
         .collect();
     (!parts.is_empty()).then(|| parts.join("; "))
+}
+
+/// The `Accept` header of manifest requests: every image and index type ko reads.
+fn manifest_accept() -> String {
+    [media_type::OCI_MANIFEST, media_type::OCI_INDEX, media_type::DOCKER_MANIFEST, media_type::DOCKER_LIST].join(", ")
 }
 
 /// The media type a manifest declares, or the one its shape implies.
