@@ -1,11 +1,12 @@
 //! `ko resolve`, `apply`, `create`, `delete` and `run`: flags into `ko_core` calls. kubectl's own
 //! connection flags (`--context`, `-n`, `--kubeconfig`, …) and everything after `--` go to kubectl.
 
+use std::io::Read;
 use std::path::PathBuf;
 
 use clap::{ArgAction, Args};
 
-use crate::{BuildFlags, PublishFlags, options};
+use crate::{BuildFlags, Context, PublishFlags, options};
 
 /// The YAML inputs (`-f`, `-R`, `-l`, `--strict`).
 #[derive(Args)]
@@ -25,8 +26,23 @@ pub struct FileFlags {
 }
 
 impl FileFlags {
-    fn resolve_options(&self) -> ko_core::ResolveOptions {
-        ko_core::ResolveOptions { recursive: self.recursive, selector: self.selector.clone(), strict: self.strict }
+    /// The resolve options, with standard input read when `-f -` names it.
+    fn resolve_options(&self) -> ko_core::Result<ko_core::ResolveOptions> {
+        let stdin = if self.filenames.iter().any(|f| f.as_os_str() == "-") {
+            let mut text = String::new();
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .map_err(|e| ko_core::Error::new(ko_core::ErrorKind::Io, format!("cannot read standard input: {e}")))?;
+            Some(text)
+        } else {
+            None
+        };
+        Ok(ko_core::ResolveOptions {
+            recursive: self.recursive,
+            selector: self.selector.clone(),
+            strict: self.strict,
+            stdin,
+        })
     }
 }
 
@@ -132,24 +148,40 @@ pub struct RunCommand {
     kubectl_args: Vec<String>,
 }
 
-pub async fn resolve(cmd: ResolveCommand) -> ko_core::Result<()> {
-    let ro = cmd.files.resolve_options();
-    let yaml = ko_core::resolve_files(&cmd.files.filenames, &ro, &options(cmd.build, cmd.publish)).await?;
+pub async fn resolve(cmd: ResolveCommand, cx: &Context) -> ko_core::Result<()> {
+    let ro = cmd.files.resolve_options()?;
+    let session = cx.session(options(cmd.build, cmd.publish))?;
+    let yaml = session.resolve_files(&cmd.files.filenames, &ro, &cx.cancel).await?;
+    session.finish().await?;
+    if let Some(display) = &cx.progress {
+        display.clear();
+    }
     print!("{yaml}");
     Ok(())
 }
 
-pub async fn apply(verb: ko_core::KubectlVerb, cmd: ApplyCommand) -> ko_core::Result<()> {
+pub async fn apply(verb: ko_core::KubectlVerb, cmd: ApplyCommand, cx: &Context) -> ko_core::Result<()> {
     let ResolveCommand { files, build, publish } = cmd.resolve;
     let mut kubectl_args = cmd.kubectl.args();
     kubectl_args.extend(cmd.kubectl_args);
-    ko_core::apply(verb, &files.filenames, &kubectl_args, &files.resolve_options(), &options(build, publish)).await
+    let ro = files.resolve_options()?;
+    let session = cx.session(options(build, publish))?;
+    session.apply(verb, &files.filenames, &ro, &kubectl_args, &cx.cancel).await?;
+    session.finish().await
 }
 
-pub async fn delete(cmd: DeleteCommand) -> ko_core::Result<()> {
-    ko_core::delete(&cmd.args).await
+pub async fn delete(cmd: DeleteCommand, cx: &Context) -> ko_core::Result<()> {
+    let opts = ko_core::Options {
+        push: Some(false),
+        front_end: ko_core::FrontEnd::Cli,
+        kubectl_output: ko_core::KubectlOutput::Inherit,
+        ..Default::default()
+    };
+    cx.session(opts)?.delete(&cmd.args, &cx.cancel).await
 }
 
-pub async fn run(cmd: RunCommand) -> ko_core::Result<()> {
-    ko_core::run(&cmd.import_path, &cmd.kubectl_args, &options(cmd.build, cmd.publish)).await
+pub async fn run(cmd: RunCommand, cx: &Context) -> ko_core::Result<()> {
+    let session = cx.session(options(cmd.build, cmd.publish))?;
+    session.run(&cmd.import_path, &cmd.kubectl_args, &cx.cancel).await?;
+    session.finish().await
 }

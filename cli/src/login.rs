@@ -42,13 +42,13 @@ pub fn login(cmd: LoginCommand) -> ko_core::Result<()> {
             return Err(Error::new(ErrorKind::InvalidInput, "give the password with --password-stdin or -p"));
         }
     };
-    let stored = login::login(&cmd.registry, &cmd.username, &password)?;
+    let stored = login::login(&cmd.registry, &cmd.username, &password, &ko_core::Env::from_process())?;
     eprintln!("logged in via {stored}");
     Ok(())
 }
 
 pub fn logout(cmd: LogoutCommand) -> ko_core::Result<()> {
-    if login::logout(&cmd.registry)? {
+    if login::logout(&cmd.registry, &ko_core::Env::from_process())? {
         eprintln!("Removing login credentials for {}", cmd.registry);
     } else {
         eprintln!("Not logged in to {}", cmd.registry);

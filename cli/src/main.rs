@@ -1,14 +1,21 @@
-//! `ko`: the command line. Parses flags into `ko_core::Options`, runs the core, prints
-//! references on stdout and logs on stderr, and turns errors into a message and exit code 1.
+//! `ko`: the command line. Parses flags into `ko_core::Options`, runs one engine session, prints
+//! references on stdout and logs on stderr (with a live progress display when stderr is a
+//! terminal), and turns errors into a message and an exit status: 1, kubectl's status, or
+//! 128 + the signal (SIGINT, SIGTERM, SIGHUP cancel the call and clean up first).
 
 mod deploy;
 mod logging;
 mod login;
+mod progress;
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use clap::{ArgAction, Args, Parser, Subcommand};
+use ko_core::{CancelToken, Session};
 
 #[derive(Parser)]
 #[command(
@@ -65,7 +72,7 @@ struct BuildCommand {
 #[derive(Args)]
 struct BuildFlags {
     /// Platforms to build: `all`, or os/arch[/variant][:osversion], comma-separated.
-    #[arg(long = "platform", value_delimiter = ',')]
+    #[arg(long = "platform")]
     platforms: Vec<String>,
     /// Concurrent builds (0 = number of CPUs).
     #[arg(short = 'j', long, default_value_t = 0)]
@@ -77,10 +84,10 @@ struct BuildFlags {
     #[arg(long = "ldflags")]
     ldflags: Vec<String>,
     /// Label to add to the image config (key=value); repeatable.
-    #[arg(long = "image-label", value_delimiter = ',')]
+    #[arg(long = "image-label")]
     image_labels: Vec<String>,
     /// Annotation to add to the manifest and index (key=value); repeatable.
-    #[arg(long = "image-annotation", value_delimiter = ',')]
+    #[arg(long = "image-annotation")]
     image_annotations: Vec<String>,
     /// User the image runs as (config User).
     #[arg(long)]
@@ -94,7 +101,7 @@ struct BuildFlags {
 #[derive(Args)]
 struct PublishFlags {
     /// Tags to publish (default: latest).
-    #[arg(short = 't', long = "tags", value_delimiter = ',')]
+    #[arg(short = 't', long = "tags")]
     tags: Vec<String>,
     /// Publish and refer to the image by its tag alone (needs exactly one tag, not latest).
     #[arg(long)]
@@ -149,20 +156,41 @@ fn options(build: BuildFlags, publish: PublishFlags) -> ko_core::Options {
         oci_layout_path: publish.oci_layout_path,
         tarball: publish.tarball,
         image_refs: publish.image_refs,
+        front_end: ko_core::FrontEnd::Cli,
+        kubectl_output: ko_core::KubectlOutput::Inherit,
         ..Default::default()
     }
 }
 
-async fn build(cmd: BuildCommand) -> ko_core::Result<()> {
-    let opts = options(cmd.build, cmd.publish);
+/// What every command shares: the cancel token the signal handler trips, and the progress
+/// display when stderr is a terminal.
+pub struct Context {
+    pub cancel: CancelToken,
+    pub progress: Option<progress::Display>,
+}
+
+impl Context {
+    /// A session for `opts`, reporting to the progress display when there is one.
+    pub fn session(&self, opts: ko_core::Options) -> ko_core::Result<Session> {
+        let session = Session::new(opts)?;
+        Ok(match &self.progress {
+            Some(display) => session.with_events(display.sink()),
+            None => session,
+        })
+    }
+}
+
+async fn build(cmd: BuildCommand, cx: &Context) -> ko_core::Result<()> {
+    let session = cx.session(options(cmd.build, cmd.publish))?;
     let args: Vec<&str> = cmd.import_paths.iter().map(String::as_str).collect();
-    let published = ko_core::build(&args, &opts).await?;
+    let published = session.build(&args, &cx.cancel).await?;
+    session.finish().await?;
+    if let Some(display) = &cx.progress {
+        display.clear();
+    }
     if cmd.json {
-        let entries: Vec<_> = published
-            .iter()
-            .map(|p| serde_json::json!({"importPath": p.import_path, "reference": p.reference, "children": p.children}))
-            .collect();
-        println!("{}", serde_json::Value::Array(entries));
+        let json = serde_json::to_string(&published).map_err(|e| ko_core::Error::internal(e.to_string()))?;
+        println!("{json}");
     } else {
         for p in published {
             println!("{}", p.reference);
@@ -171,33 +199,52 @@ async fn build(cmd: BuildCommand) -> ko_core::Result<()> {
     Ok(())
 }
 
-async fn run(command: Command) -> ko_core::Result<()> {
-    let work = async {
-        match command {
-            Command::Build(cmd) => build(*cmd).await,
-            Command::Resolve(cmd) => deploy::resolve(*cmd).await,
-            Command::Apply(cmd) => deploy::apply(ko_core::KubectlVerb::Apply, *cmd).await,
-            Command::Create(cmd) => deploy::apply(ko_core::KubectlVerb::Create, *cmd).await,
-            Command::Delete(cmd) => deploy::delete(cmd).await,
-            Command::Run(cmd) => deploy::run(*cmd).await,
-            Command::Login(cmd) => login::login(cmd),
-            Command::Logout(cmd) => login::logout(cmd),
-            Command::Version => {
-                println!("{}", env!("CARGO_PKG_VERSION"));
-                Ok(())
-            }
+async fn run(command: Command, cx: &Context) -> ko_core::Result<()> {
+    match command {
+        Command::Build(cmd) => build(*cmd, cx).await,
+        Command::Resolve(cmd) => deploy::resolve(*cmd, cx).await,
+        Command::Apply(cmd) => deploy::apply(ko_core::KubectlVerb::Apply, *cmd, cx).await,
+        Command::Create(cmd) => deploy::apply(ko_core::KubectlVerb::Create, *cmd, cx).await,
+        Command::Delete(cmd) => deploy::delete(cmd, cx).await,
+        Command::Run(cmd) => deploy::run(*cmd, cx).await,
+        Command::Login(cmd) => login::login(cmd),
+        Command::Logout(cmd) => login::logout(cmd),
+        Command::Version => {
+            println!("{}", env!("CARGO_PKG_VERSION"));
+            Ok(())
         }
-    };
-    // Dropping the work on Ctrl-C kills child processes (go, kubectl) and removes temporary files.
-    tokio::select! {
-        r = work => r,
-        _ = tokio::signal::ctrl_c() => Err(ko_core::Error::new(ko_core::ErrorKind::InvalidInput, "interrupted")),
+    }
+}
+
+/// Trips `cancel` on SIGINT, SIGTERM or SIGHUP and records which one came.
+fn watch_signals(cancel: CancelToken, received: Arc<AtomicI32>) -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let kinds = [(SignalKind::interrupt(), 2), (SignalKind::terminate(), 15), (SignalKind::hangup(), 1)];
+    for (kind, number) in kinds {
+        let mut stream = signal(kind)?;
+        let (cancel, received) = (cancel.clone(), received.clone());
+        tokio::spawn(async move {
+            if stream.recv().await.is_some() {
+                received.store(number, Ordering::SeqCst);
+                cancel.cancel();
+            }
+        });
+    }
+    Ok(())
+}
+
+fn signal_name(number: i32) -> &'static str {
+    match number {
+        2 => "SIGINT",
+        15 => "SIGTERM",
+        _ => "SIGHUP",
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    logging::init(cli.verbose);
+    let progress = std::io::stderr().is_terminal().then(progress::Display::new);
+    logging::init(cli.verbose, progress.as_ref());
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -205,9 +252,24 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli.command)) {
+    let cx = Context { cancel: CancelToken::new(), progress };
+    let received = Arc::new(AtomicI32::new(0));
+    let result = runtime.block_on(async {
+        watch_signals(cx.cancel.clone(), received.clone())
+            .map_err(|e| ko_core::Error::internal(format!("cannot watch for signals: {e}")))?;
+        run(cli.command, &cx).await
+    });
+    if let Some(display) = &cx.progress {
+        display.clear();
+    }
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
+            let signal = received.load(Ordering::SeqCst);
+            if signal != 0 && e.kind() == ko_core::ErrorKind::Cancelled {
+                eprintln!("Error: cancelled by {}", signal_name(signal));
+                return ExitCode::from(128 + signal as u8);
+            }
             if cli.verbose {
                 eprintln!("Error: {e:?}");
             } else {

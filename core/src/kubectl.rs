@@ -1,40 +1,104 @@
 //! Handing work to the real `kubectl`: resolved YAML on its standard input for `apply`/`create`,
-//! arguments passed through for `delete`/`run`. kubectl's output goes straight to ours, and its
-//! exit status becomes ko's (carried by [`Error::kubectl_exit`]).
+//! arguments passed through for `delete`/`run`. kubectl runs with the session's environment; its
+//! output goes where the session says ([`KubectlOutput`]): straight to ko's own (the CLI), or line
+//! by line as events (bindings). Its exit status becomes ko's (carried by
+//! [`Error::kubectl_exit`]).
 
 use std::process::Stdio;
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
+use crate::config::KubectlOutput;
+use crate::env::Env;
 use crate::error::{Error, ErrorKind, Result};
+use crate::events::{Event, Events, OutputStream};
+use crate::process::{self, GroupGuard};
+
+/// How many of kubectl's last stderr lines a failure message quotes, when output is captured.
+const QUOTED_LINES: usize = 5;
 
 /// Runs `kubectl args…`, feeding `stdin` when given, and fails with kubectl's exit status.
-pub async fn run(args: &[String], stdin: Option<String>) -> Result<()> {
+pub async fn run(
+    args: &[String],
+    stdin: Option<String>,
+    env: &Env,
+    output: KubectlOutput,
+    events: &Events,
+) -> Result<()> {
     tracing::debug!("kubectl {}", redacted(args).join(" "));
-    let mut child = tokio::process::Command::new("kubectl")
-        .args(args)
-        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::inherit() })
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|e| {
-            let hint = if e.kind() == std::io::ErrorKind::NotFound {
-                "kubectl was not found on PATH; install kubectl (ko hands resolved YAML to it)".to_string()
-            } else {
-                format!("cannot run kubectl: {e}")
-            };
-            Error::new(ErrorKind::Kubectl, hint).with_source(e)
-        })?;
-    if let Some(text) = stdin {
-        let mut pipe = child.stdin.take().expect("stdin was piped");
-        // kubectl may exit before reading everything (bad flags); its status says why, not EPIPE.
-        let _ = pipe.write_all(text.as_bytes()).await;
-        drop(pipe);
-    }
-    let status = child.wait().await.map_err(|e| Error::new(ErrorKind::Kubectl, format!("waiting for kubectl: {e}")))?;
+    // Attached to the terminal (ko's own stdin), kubectl stays in ko's process group so that it
+    // can read the terminal and gets the terminal's Ctrl-C itself.
+    let own_group = !(output == KubectlOutput::Inherit && stdin.is_none());
+    let mut cmd = process::command_in("kubectl", env, own_group);
+    cmd.args(args);
+    let (out, err) = match output {
+        KubectlOutput::Inherit => (Stdio::inherit(), Stdio::inherit()),
+        KubectlOutput::Events => (Stdio::piped(), Stdio::piped()),
+    };
+    cmd.stdout(out).stderr(err);
+    cmd.stdin(match (&stdin, output) {
+        (Some(_), _) => Stdio::piped(),
+        (None, KubectlOutput::Inherit) => Stdio::inherit(),
+        (None, KubectlOutput::Events) => Stdio::null(),
+    });
+    let mut guard = GroupGuard::spawn(&mut cmd, own_group).map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::NotFound {
+            "kubectl was not found on PATH; install kubectl (ko hands resolved YAML to it)".to_string()
+        } else {
+            format!("cannot run kubectl: {e}")
+        };
+        Error::new(ErrorKind::Kubectl, hint).with_source(e)
+    })?;
+    let child = guard.child();
+    let pipe = child.stdin.take();
+    let feed = async {
+        if let (Some(text), Some(mut pipe)) = (stdin, pipe) {
+            // kubectl may exit before reading everything (bad flags); its status says why, not EPIPE.
+            let _ = pipe.write_all(text.as_bytes()).await;
+        }
+    };
+    let forward = |pipe: Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>, stream: OutputStream| async move {
+        let mut last = Vec::new();
+        let Some(pipe) = pipe else { return last };
+        let mut lines = BufReader::new(pipe).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if stream == OutputStream::Stderr {
+                last.push(line.clone());
+                if last.len() > QUOTED_LINES {
+                    last.remove(0);
+                }
+            }
+            events.emit(Event::KubectlOutput { stream, line });
+        }
+        last
+    };
+    let out_pipe = child.stdout.take().map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>);
+    let err_pipe = child.stderr.take().map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>);
+    let ((), _, last_stderr) =
+        tokio::join!(feed, forward(out_pipe, OutputStream::Stdout), forward(err_pipe, OutputStream::Stderr));
+    let status = guard.wait().await.map_err(|e| Error::new(ErrorKind::Kubectl, format!("waiting for kubectl: {e}")))?;
+    let said = if last_stderr.is_empty() { String::new() } else { format!(": {}", last_stderr.join("\n")) };
     match status.code() {
         Some(0) => Ok(()),
-        Some(code) => Err(Error::kubectl_exit(code, format!("kubectl {} exited with status {code}", verb(args)))),
-        None => Err(Error::kubectl_exit(1, format!("kubectl {} was killed by a signal", verb(args)))),
+        Some(code) => Err(Error::kubectl_exit(code, format!("kubectl {} exited with status {code}{said}", verb(args)))),
+        None => Err(Error::kubectl_exit(1, format!("kubectl {} was killed by a signal{said}", verb(args)))),
+    }
+}
+
+/// Checks that `kubectl` is on the session's `PATH`, before anything is built for it.
+pub fn find(env: &Env) -> Result<()> {
+    let found = env
+        .get_os("PATH")
+        .map(|path| std::env::split_paths(path).any(|dir| dir.join("kubectl").is_file()))
+        .unwrap_or(false);
+    if found {
+        Ok(())
+    } else {
+        Err(Error::new(
+            ErrorKind::Kubectl,
+            "kubectl was not found on PATH; install kubectl (ko hands resolved YAML to it)",
+        )
+        .with_source(std::io::Error::from(std::io::ErrorKind::NotFound)))
     }
 }
 

@@ -13,19 +13,23 @@ Every function blocks until done, with the GIL released, and may be called from 
 at once. Ctrl-C (``KeyboardInterrupt``) cancels a running call; its ``go`` and ``kubectl``
 processes are killed. Failures raise a :class:`KoError` subclass whose ``str()`` is the message
 the CLI prints. Progress is logged to the ``logging`` logger ``"ko"`` ("Building ... for ...",
-"Published ..."); configure ``logging`` to see it.
+"Published ..."); configure ``logging`` to see it, or pass ``on_event=`` a callable to receive
+each progress event as a dict. kubectl's output goes to ``sys.stdout`` and ``sys.stderr``.
 """
 
 from ko._ko import (
     AuthError,
     BuildError,
+    CancelledError,
     ConfigError,
+    InternalError,
     InvalidInputError,
     IoError,
     KoError,
     KubectlError,
     NotFoundError,
     RegistryError,
+    UnsupportedError,
     __version__,
     apply,
     build,
@@ -41,13 +45,16 @@ publish = build
 __all__ = [
     "AuthError",
     "BuildError",
+    "CancelledError",
     "ConfigError",
+    "InternalError",
     "InvalidInputError",
     "IoError",
     "KoError",
     "KubectlError",
     "NotFoundError",
     "RegistryError",
+    "UnsupportedError",
     "__version__",
     "apply",
     "build",

@@ -3,13 +3,17 @@
 Keep in step with python/src/lib.rs (tests/test_api.py checks that the names and defaults match).
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from os import PathLike
-from typing import Union
+from typing import Any, Union
 
 from typing_extensions import TypeAlias
 
 StrPath: TypeAlias = Union[str, "PathLike[str]"]
+Event: TypeAlias = dict[str, Any]
+"""One engine event: ``{"kind": "build_started", "import_path": ..., "platform": ...}``; kinds are
+build_started, go_output, build_finished, layer_ready, blob_existing, blob_mounted, blob_progress,
+blob_uploaded, manifest_published, published, resolve_file_done, kubectl_output."""
 
 __version__: str
 
@@ -18,6 +22,8 @@ class KoError(Exception):
 
     kind: str
     """The stable error kind: ``"Build"``, ``"Registry"``, ``"Auth"``, ``"Config"``, ..."""
+    code: int
+    """The kind's stable number (1 InvalidInput ... 11 Internal), as C's ``ko_error_code``."""
     exit_code: int | None
     """kubectl's exit status, for a failed kubectl; otherwise ``None``."""
 
@@ -45,12 +51,23 @@ class ConfigError(KoError):
 class KubectlError(KoError):
     """``kubectl`` failed (see ``exit_code``) or is missing."""
 
+class CancelledError(KoError):
+    """The call was cancelled."""
+
+class UnsupportedError(KoError):
+    """Something upstream ko does that this version does not (yet)."""
+
+class InternalError(KoError):
+    """A bug in ko (a caught panic); please report it."""
+
 def resolve(
     paths: StrPath | Sequence[StrPath],
     *,
     recursive: bool = False,
     selector: str | None = None,
     strict: bool = True,
+    env: Mapping[str, str] | None = None,
+    on_event: Callable[[Event], object] | None = None,
     docker_repo: str | None = None,
     base_image: str | None = None,
     platforms: str | Sequence[str] | None = None,
@@ -87,6 +104,9 @@ def resolve(
         strict: ``False`` also resolves bare import paths of main packages.
 
     Options (keyword-only; unset ones fall back to ``KO_*`` variables and ``.ko.yaml`` as in the CLI):
+        env: the environment to read ``KO_*``, ``GOFLAGS``, ``DOCKER_CONFIG``... from and to run
+            ``go``/``kubectl`` with, instead of ``os.environ``.
+        on_event: called with each progress event (a dict; see ``Event``), from a worker thread.
         docker_repo: destination repository (``KO_DOCKER_REPO``).
         base_image: base image for every import path (overrides ``.ko.yaml``).
         platforms: ``"all"`` or ``"os/arch[/variant]"`` values (``--platform``).
@@ -115,6 +135,8 @@ def resolve_string(
     *,
     selector: str | None = None,
     strict: bool = True,
+    env: Mapping[str, str] | None = None,
+    on_event: Callable[[Event], object] | None = None,
     docker_repo: str | None = None,
     base_image: str | None = None,
     platforms: str | Sequence[str] | None = None,
@@ -147,6 +169,9 @@ def resolve_string(
         strict: ``False`` also resolves bare import paths of main packages.
 
     Options (keyword-only; unset ones fall back to ``KO_*`` variables and ``.ko.yaml`` as in the CLI):
+        env: the environment to read ``KO_*``, ``GOFLAGS``, ``DOCKER_CONFIG``... from and to run
+            ``go``/``kubectl`` with, instead of ``os.environ``.
+        on_event: called with each progress event (a dict; see ``Event``), from a worker thread.
         docker_repo: destination repository (``KO_DOCKER_REPO``).
         base_image: base image for every import path (overrides ``.ko.yaml``).
         platforms: ``"all"`` or ``"os/arch[/variant]"`` values (``--platform``).
@@ -173,6 +198,8 @@ def resolve_string(
 def build(
     import_paths: str | Sequence[str],
     *,
+    env: Mapping[str, str] | None = None,
+    on_event: Callable[[Event], object] | None = None,
     docker_repo: str | None = None,
     base_image: str | None = None,
     platforms: str | Sequence[str] | None = None,
@@ -203,6 +230,9 @@ def build(
         import_paths: an import path or a list (full, ``./relative`` or ``ko://...``); empty builds ``.``.
 
     Options (keyword-only; unset ones fall back to ``KO_*`` variables and ``.ko.yaml`` as in the CLI):
+        env: the environment to read ``KO_*``, ``GOFLAGS``, ``DOCKER_CONFIG``... from and to run
+            ``go``/``kubectl`` with, instead of ``os.environ``.
+        on_event: called with each progress event (a dict; see ``Event``), from a worker thread.
         docker_repo: destination repository (``KO_DOCKER_REPO``).
         base_image: base image for every import path (overrides ``.ko.yaml``).
         platforms: ``"all"`` or ``"os/arch[/variant]"`` values (``--platform``).
@@ -238,6 +268,8 @@ def apply(
     recursive: bool = False,
     selector: str | None = None,
     strict: bool = True,
+    env: Mapping[str, str] | None = None,
+    on_event: Callable[[Event], object] | None = None,
     docker_repo: str | None = None,
     base_image: str | None = None,
     platforms: str | Sequence[str] | None = None,
@@ -278,6 +310,8 @@ def create(
     recursive: bool = False,
     selector: str | None = None,
     strict: bool = True,
+    env: Mapping[str, str] | None = None,
+    on_event: Callable[[Event], object] | None = None,
     docker_repo: str | None = None,
     base_image: str | None = None,
     platforms: str | Sequence[str] | None = None,

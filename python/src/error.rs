@@ -2,13 +2,14 @@
 //!
 //! Every [`ko_core::Error`] becomes an instance of one `ko.KoError` subclass chosen by its
 //! [`ErrorKind`]; `str(exc)` is the message the CLI prints after `Error: `, `exc.kind` is the
-//! kind's stable name and `exc.exit_code` is kubectl's exit status (or `None`). The error's
+//! kind's stable name, `exc.code` its stable number (as C's `ko_error_code`) and `exc.exit_code`
+//! is kubectl's exit status (or `None`). The error's
 //! `source()` chain becomes the exception's `__cause__` chain.
 
 use std::error::Error as StdError;
 
 use ko_core::ErrorKind;
-use pyo3::exceptions::{PyException, PyOSError};
+use pyo3::exceptions::PyException;
 use pyo3::prelude::*;
 use pyo3::types::PyModule;
 
@@ -21,6 +22,9 @@ pyo3::create_exception!(ko, AuthError, KoError, "The registry refused the creden
 pyo3::create_exception!(ko, IoError, KoError, "Reading or writing a local file failed.");
 pyo3::create_exception!(ko, ConfigError, KoError, "`.ko.yaml` or a `KO_*` environment variable is invalid.");
 pyo3::create_exception!(ko, KubectlError, KoError, "`kubectl` failed (see `exit_code`) or is missing.");
+pyo3::create_exception!(ko, CancelledError, KoError, "The call was cancelled.");
+pyo3::create_exception!(ko, UnsupportedError, KoError, "Something upstream ko does that this version does not (yet).");
+pyo3::create_exception!(ko, InternalError, KoError, "A bug in ko (a caught panic); please report it.");
 
 /// Adds the exception classes to the module.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
@@ -34,6 +38,9 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("IoError", py.get_type::<IoError>())?;
     m.add("ConfigError", py.get_type::<ConfigError>())?;
     m.add("KubectlError", py.get_type::<KubectlError>())?;
+    m.add("CancelledError", py.get_type::<CancelledError>())?;
+    m.add("UnsupportedError", py.get_type::<UnsupportedError>())?;
+    m.add("InternalError", py.get_type::<InternalError>())?;
     Ok(())
 }
 
@@ -69,12 +76,15 @@ fn exception(py: Python<'_>, err: &ko_core::Error) -> PyErr {
         ErrorKind::Io => IoError::new_err(message),
         ErrorKind::Config => ConfigError::new_err(message),
         ErrorKind::Kubectl => KubectlError::new_err(message),
-        _ => KoError::new_err(message),
+        ErrorKind::Cancelled => CancelledError::new_err(message),
+        ErrorKind::Unsupported => UnsupportedError::new_err(message),
+        ErrorKind::Internal => InternalError::new_err(message),
     };
     let value = exc.value(py);
     // Setting attributes on a fresh exception instance cannot fail in practice; if it ever did,
     // the exception is still the right class with the right message.
     let _ = value.setattr("kind", err.kind().as_str());
+    let _ = value.setattr("code", err.kind().code());
     let _ = value.setattr("exit_code", err.exit_code());
     exc
 }
@@ -88,7 +98,8 @@ fn cause_exception(py: Python<'_>, cause: &(dyn StdError + 'static)) -> PyErr {
     if let Some(io) = cause.downcast_ref::<std::io::Error>() {
         return match io.raw_os_error() {
             Some(code) => PyErr::from(std::io::Error::from_raw_os_error(code)),
-            None => PyOSError::new_err(io.to_string()),
+            // pyo3 picks the OSError subclass from the kind (NotFound → FileNotFoundError).
+            None => PyErr::from(std::io::Error::new(io.kind(), io.to_string())),
         };
     }
     PyException::new_err(cause.to_string())

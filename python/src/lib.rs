@@ -4,11 +4,13 @@
 //! python/ko/_ko.pyi states the same signatures with types.
 //!
 //! This crate only translates: arguments into [`ko_core::Options`] ([`options`]), core errors
-//! into `ko.KoError` subclasses ([`error`]), async calls into blocking ones that release the GIL
-//! and honour Ctrl-C ([`runtime`]), and `tracing` events into Python `logging` ([`log`]).
-//! Every function is safe to call from several Python threads at once.
+//! into `ko.KoError` subclasses ([`error`]), engine events into `on_event` dicts ([`events`]),
+//! async calls into blocking ones on ko-core's shared runtime that release the GIL and honour
+//! Ctrl-C ([`runtime`]), and `tracing` events into Python `logging` ([`log`]). Every function is
+//! safe to call from several Python threads at once.
 
 mod error;
+mod events;
 mod log;
 mod options;
 mod runtime;
@@ -18,6 +20,7 @@ use std::path::PathBuf;
 use pyo3::prelude::*;
 
 use options::{path_list, resolve_options, strings, with_options};
+use runtime::Call;
 
 with_options! {
     /// Resolves the YAML files (or directories) in `paths` as `ko resolve -f` does: every
@@ -27,15 +30,17 @@ with_options! {
     ///
     /// `paths` is a path or a list of paths (relative to `working_dir`); `recursive` walks
     /// directories (`-R`), `selector` keeps matching objects (`-l`), `strict=False` also takes
-    /// bare import paths of main packages. Other keyword arguments are `ko build`'s options.
+    /// bare import paths of main packages. `env` replaces the process environment for this
+    /// call, `on_event` receives each progress event as a dict. Other keyword arguments are
+    /// `ko build`'s options.
     ///
     /// Raises a `ko.KoError` subclass on failure.
     fn resolve(paths: Bound<'_, PyAny>, recursive: bool, selector: Option<String>, strict: bool)
     signature(paths, *, recursive = false, selector = None, strict = true,) -> String =
-    |py: Python<'_>, options: ko_core::Options| {
+    |py: Python<'_>, call: Call| {
         let files = path_list(&paths, "paths")?;
         let ro = resolve_options(recursive, selector, strict);
-        runtime::block_on(py, async move { ko_core::resolve_files(&files, &ro, &options).await })
+        call.run(py, |session, cancel| async move { session.resolve_files(&files, &ro, &cancel).await })
     }
 }
 
@@ -44,9 +49,9 @@ with_options! {
     /// resolved YAML. See `resolve` for `selector`, `strict` and the options.
     fn resolve_string(yaml_text: String, selector: Option<String>, strict: bool)
     signature(yaml_text, *, selector = None, strict = true,) -> String =
-    |py: Python<'_>, options: ko_core::Options| {
+    |py: Python<'_>, call: Call| {
         let ro = resolve_options(false, selector, strict);
-        runtime::block_on(py, async move { ko_core::resolve_str(&yaml_text, &ro, &options).await })
+        call.run(py, |session, cancel| async move { session.resolve_str(&yaml_text, &ro, &cancel).await })
     }
 }
 
@@ -59,11 +64,11 @@ with_options! {
     /// Raises a `ko.KoError` subclass on failure.
     fn build(import_paths: Bound<'_, PyAny>)
     signature(import_paths, *,) -> Vec<String> =
-    |py: Python<'_>, options: ko_core::Options| {
+    |py: Python<'_>, call: Call| {
         let args = strings(Some(&import_paths), "import_paths")?;
-        let published = runtime::block_on(py, async move {
+        let published = call.run(py, |session, cancel| async move {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            ko_core::build(&args, &options).await
+            session.build(&args, &cancel).await
         })?;
         Ok(published.into_iter().map(|p| p.reference).collect())
     }
@@ -81,9 +86,9 @@ with_options! {
         strict: bool,
     )
     signature(paths, *, kubectl_args = None, recursive = false, selector = None, strict = true,) -> () =
-    |py: Python<'_>, options: ko_core::Options| {
+    |py: Python<'_>, call: Call| {
         let ro = resolve_options(recursive, selector, strict);
-        kubectl(py, ko_core::KubectlVerb::Apply, &paths, kubectl_args, ro, options)
+        kubectl(py, ko_core::KubectlVerb::Apply, &paths, kubectl_args, ro, call)
     }
 }
 
@@ -97,9 +102,9 @@ with_options! {
         strict: bool,
     )
     signature(paths, *, kubectl_args = None, recursive = false, selector = None, strict = true,) -> () =
-    |py: Python<'_>, options: ko_core::Options| {
+    |py: Python<'_>, call: Call| {
         let ro = resolve_options(recursive, selector, strict);
-        kubectl(py, ko_core::KubectlVerb::Create, &paths, kubectl_args, ro, options)
+        kubectl(py, ko_core::KubectlVerb::Create, &paths, kubectl_args, ro, call)
     }
 }
 
@@ -109,20 +114,31 @@ fn kubectl(
     paths: &Bound<'_, PyAny>,
     kubectl_args: Option<Bound<'_, PyAny>>,
     ro: ko_core::ResolveOptions,
-    options: ko_core::Options,
+    call: Call,
 ) -> PyResult<()> {
     let files: Vec<PathBuf> = path_list(paths, "paths")?;
     let args = strings(kubectl_args.as_ref(), "kubectl_args")?;
-    runtime::block_on(py, async move { ko_core::apply(verb, &files, &args, &ro, &options).await })
+    call.run(py, |session, cancel| async move { session.apply(verb, &files, &ro, &args, &cancel).await })
 }
 
-/// Runs `kubectl delete kubectl_args…` (e.g. `["-f", "config/"]`), as `ko delete` does.
-/// Raises `ko.KubectlError` (with `exit_code`) when kubectl fails or is missing.
+/// Runs `kubectl delete kubectl_args…` (e.g. `["-f", "config/"]`), as `ko delete` does; its output
+/// goes to `sys.stdout`/`sys.stderr`. Raises `ko.KubectlError` (with `exit_code`) when kubectl
+/// fails or is missing.
 #[pyfunction]
 #[pyo3(signature = (kubectl_args))]
 fn delete(py: Python<'_>, kubectl_args: Bound<'_, PyAny>) -> PyResult<()> {
     let args = strings(Some(&kubectl_args), "kubectl_args")?;
-    runtime::block_on(py, async move { ko_core::delete(&args).await })
+    let options = ko_core::Options { push: Some(false), front_end: ko_core::FrontEnd::Python, ..Default::default() };
+    let call = Call { options, on_event: None };
+    call.run(py, |session, cancel| async move { session.delete(&args, &cancel).await })
+}
+
+/// The names of every option, as ko-core lists them (tests check this module's signatures
+/// against it).
+#[pyfunction]
+#[pyo3(name = "_option_names")]
+fn option_names() -> Vec<&'static str> {
+    ko_core::Options::names()
 }
 
 /// The module `ko._ko`.
@@ -136,6 +152,7 @@ fn _ko(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(apply, m)?)?;
     m.add_function(wrap_pyfunction!(create, m)?)?;
     m.add_function(wrap_pyfunction!(delete, m)?)?;
+    m.add_function(wrap_pyfunction!(option_names, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -1,6 +1,7 @@
-//! Python arguments into ko-core's option types. The keyword names are the CLI's flags in
-//! snake_case, the same words as [`ko_core::Options`]' fields; anything left unset falls back to
-//! the environment and `.ko.yaml` inside the core, exactly as the CLI's defaults do.
+//! Python arguments into ko-core's option types. The keywords are [`ko_core::Options`]' fields,
+//! listed here once, in the signature every function shares (Python itself then rejects unknown
+//! keywords); `tests/test_api.py` checks the list against the core's. Only types are converted
+//! here: splitting, defaults and validation happen in the core, as for every front end.
 
 use std::path::PathBuf;
 
@@ -8,10 +9,10 @@ use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyString};
 
-/// Declares a `#[pyfunction]` whose signature is `$sig` followed by every ko option as a
-/// keyword-only argument, so Python itself rejects unknown keywords (`TypeError`) and
-/// `inspect.signature` shows them all. `$body` is a closure `|py, options| …` receiving the
-/// assembled [`ko_core::Options`].
+/// Declares a `#[pyfunction]` whose signature is `$sig`, then `env` and `on_event`, then every
+/// other ko option, all keyword-only, so Python itself rejects unknown keywords (`TypeError`)
+/// and `inspect.signature` shows them all. `$body` is a closure `|py, call| …` receiving the
+/// assembled [`Call`](crate::runtime::Call): the options and the `on_event` callable.
 macro_rules! with_options {
     (
         $(#[$attr:meta])*
@@ -19,7 +20,7 @@ macro_rules! with_options {
     ) => {
         $(#[$attr])*
         #[pyfunction]
-        #[pyo3(signature = ($($sig)*
+        #[pyo3(signature = ($($sig)* env = None, on_event = None,
             docker_repo = None, base_image = None, platforms = None, tags = None, tag_only = false,
             push = None, local = false, preserve_import_paths = false, base_import_paths = false,
             bare = false, insecure_registry = false, oci_layout_path = None, tarball = None,
@@ -30,6 +31,8 @@ macro_rules! with_options {
         fn $name(
             py: Python<'_>,
             $($arg: $ty,)*
+            env: Option<std::collections::BTreeMap<String, String>>,
+            on_event: Option<Py<PyAny>>,
             docker_repo: Option<String>,
             base_image: Option<String>,
             platforms: Option<Bound<'_, PyAny>>,
@@ -79,9 +82,12 @@ macro_rules! with_options {
                 disable_optimizations,
                 config_path,
                 working_dir,
+                env,
+                front_end: ko_core::FrontEnd::Python,
+                kubectl_output: ko_core::KubectlOutput::Events,
             };
             let body = $body;
-            body(py, options)
+            body(py, $crate::runtime::Call { options, on_event })
         }
     };
 }
@@ -137,5 +143,5 @@ pub fn path_list(value: &Bound<'_, PyAny>, name: &str) -> PyResult<Vec<PathBuf>>
 
 /// `ResolveOptions` from the keyword arguments `resolve`, `apply` and `create` share.
 pub fn resolve_options(recursive: bool, selector: Option<String>, strict: bool) -> ko_core::ResolveOptions {
-    ko_core::ResolveOptions { recursive, selector, strict }
+    ko_core::ResolveOptions { recursive, selector, strict, stdin: None }
 }

@@ -1,57 +1,71 @@
-//! Configuration as upstream reads it: `.ko.yaml` (found through `KO_CONFIG_PATH` or in the
-//! working directory) with `KO_<KEY>` environment overrides, and the [`Options`] every front end
-//! fills from its own flags.
+//! Configuration: the [`Options`] every front end fills (the CLI from flags, Python from keyword
+//! arguments, Node from an object, C from setters or JSON), `.ko.yaml` ([`KoConfig`]), and the
+//! effective [`Settings`] a session runs with, which [`Settings::resolve`] derives from both and
+//! the environment: defaults, comma lists, `key=value` pairs and every validation live there.
+
+mod ko_yaml;
+mod settings;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+pub use ko_yaml::{BuildConfig, KoConfig};
+pub use settings::{BuildSettings, PublishSettings, Settings};
 
-/// Everything a build/publish call takes. Front ends fill it from flags/keywords; unset fields
-/// fall back to the environment and `.ko.yaml`, as upstream.
-#[derive(Debug, Clone, Default)]
+/// Everything a session takes. Unset fields fall back to the environment and `.ko.yaml`, as
+/// upstream. The serde form is camelCase (`{"dockerRepo": …, "tagOnly": true}`); unknown keys are
+/// an error. List fields also take one string, and comma-separated entries (`"linux/amd64,
+/// linux/arm64"`) are split, as the CLI's flags are; `imageLabels`/`imageAnnotations` also take a
+/// `{key: value}` map.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct Options {
     /// Destination repository (`KO_DOCKER_REPO` when unset).
     pub docker_repo: Option<String>,
     /// Base image for every import path, overriding `.ko.yaml` and `KO_DEFAULTBASEIMAGE`.
     pub base_image: Option<String>,
-    /// `--platform` values (`all`, or `os/arch[/variant]` lists).
+    /// `all`, or `os/arch[/variant][:osversion]` platforms.
+    #[serde(deserialize_with = "string_list")]
     pub platforms: Vec<String>,
     /// Tags to publish (`latest` when empty).
+    #[serde(deserialize_with = "string_list")]
     pub tags: Vec<String>,
-    /// Publish `repo:tag` only and return it without a digest.
+    /// Publish `repo:tag` only and refer to images by it, without a digest.
     pub tag_only: bool,
-    /// Push to the registry (`--push`, default true). `Some(false)` builds without pushing.
+    /// Push to the registry (default true); `false` builds without pushing.
     pub push: Option<bool>,
-    /// Load into the Docker daemon instead of pushing (`-L`).
+    /// Load into the Docker daemon instead of pushing.
     pub local: bool,
-    /// Name images `repo/<import path>` (`-P`).
+    /// Name images `repo/<import path>`.
     pub preserve_import_paths: bool,
-    /// Name images `repo/<last path element>` (`-B`).
+    /// Name images `repo/<last path element>`.
     pub base_import_paths: bool,
-    /// Name images `repo` itself (`--bare`).
+    /// Name images `repo` itself.
     pub bare: bool,
-    /// Allow plain HTTP and unverified TLS to registries, for this call only.
+    /// Allow plain HTTP and unverified TLS to registries, for this session only.
     pub insecure_registry: bool,
     /// Also write every image to this OCI layout directory.
     pub oci_layout_path: Option<PathBuf>,
-    /// Also write a `docker save` tarball here.
+    /// Also write a `docker load`-able tarball here, when the session finishes.
     pub tarball: Option<PathBuf>,
-    /// Write the published references to this file, one per line.
+    /// Write the published references to this file, one per line, when the session finishes.
     pub image_refs: Option<PathBuf>,
     /// Concurrent builds (0 = number of CPUs).
     pub jobs: usize,
-    /// `--sbom` (`none` only, for now).
+    /// SBOM kind (`none` only, for now).
     pub sbom: Option<String>,
     /// `key=value` config labels.
+    #[serde(deserialize_with = "pairs")]
     pub image_labels: Vec<String>,
     /// `key=value` manifest (and index) annotations.
+    #[serde(deserialize_with = "pairs")]
     pub image_annotations: Vec<String>,
     /// Config `User`.
     pub image_user: Option<String>,
-    /// `--ldflags`, joined with spaces into one `-ldflags=`.
+    /// Linker flags, joined with spaces into one `-ldflags=`.
+    #[serde(deserialize_with = "string_list")]
     pub ldflags: Vec<String>,
     /// Build with `-gcflags all=-N -l`.
     pub disable_optimizations: bool,
@@ -59,155 +73,145 @@ pub struct Options {
     pub config_path: Option<PathBuf>,
     /// Where `go` runs and relative paths resolve (the current directory when unset).
     pub working_dir: Option<PathBuf>,
+    /// The environment to read `KO_*`, `GOFLAGS`, `SOURCE_DATE_EPOCH`, `DOCKER_CONFIG`… from and
+    /// to give `go` and `kubectl`; when unset, the process environment at `Session::new`.
+    pub env: Option<BTreeMap<String, String>>,
+    /// Which front end is asking: decides how error messages spell option names.
+    #[serde(skip)]
+    pub front_end: FrontEnd,
+    /// Where kubectl's output goes.
+    #[serde(skip)]
+    pub kubectl_output: KubectlOutput,
 }
 
 impl Options {
-    /// The working directory, absolute.
-    pub fn working_dir(&self) -> Result<PathBuf> {
-        let cwd = std::env::current_dir().map_err(|e| Error::io("cannot read the current directory", e))?;
-        Ok(match &self.working_dir {
-            Some(d) if d.is_absolute() => d.clone(),
-            Some(d) => cwd.join(d),
-            None => cwd,
-        })
+    /// Options from their JSON form (`{"dockerRepo": "…", "platforms": ["linux/amd64"]}`).
+    pub fn from_json(json: &str) -> crate::Result<Options> {
+        serde_json::from_str(json).map_err(|e| crate::Error::invalid(format!("invalid options JSON: {e}")))
     }
 
-    /// The destination repository: the option, else `KO_DOCKER_REPO`.
-    pub fn docker_repo(&self) -> Option<String> {
-        self.docker_repo.clone().or_else(|| env("KO_DOCKER_REPO"))
+    /// The JSON form.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// The names of every option, in declaration order, as the Rust fields (snake_case) spell
+    /// them; bindings check their own lists against this one.
+    pub fn names() -> Vec<&'static str> {
+        OPTION_NAMES.to_vec()
     }
 }
 
-/// The parsed `.ko.yaml`, with environment overrides applied.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct KoConfig {
-    pub default_base_image: Option<String>,
-    /// Keys are compared lower-cased, as upstream (viper lower-cases them).
-    #[serde(default)]
-    pub base_image_overrides: BTreeMap<String, String>,
-    #[serde(default, deserialize_with = "string_or_list")]
-    pub default_platforms: Vec<String>,
-    /// `strict: false`: `resolve` also takes bare import paths of main packages (the 2018 mode).
-    pub strict: Option<bool>,
-    /// Environment for `go build` when a build has no `env` of its own (replaces, does not merge).
-    #[serde(default)]
-    pub default_env: Vec<String>,
-    /// `go build` flags when a build has no `flags` of its own.
-    #[serde(default, deserialize_with = "flag_list")]
-    pub default_flags: Vec<String>,
-    /// Linker flags when a build has no `ldflags` of its own.
-    #[serde(default, deserialize_with = "string_list")]
-    pub default_ldflags: Vec<String>,
-    /// Per-package build settings, as upstream's `builds:`.
-    #[serde(default)]
-    pub builds: Vec<BuildConfig>,
-    /// Where the config came from, for error messages.
-    #[serde(skip)]
-    pub source: Option<PathBuf>,
+/// Every field of [`Options`] that has a serde form.
+const OPTION_NAMES: &[&str] = &[
+    "docker_repo",
+    "base_image",
+    "platforms",
+    "tags",
+    "tag_only",
+    "push",
+    "local",
+    "preserve_import_paths",
+    "base_import_paths",
+    "bare",
+    "insecure_registry",
+    "oci_layout_path",
+    "tarball",
+    "image_refs",
+    "jobs",
+    "sbom",
+    "image_labels",
+    "image_annotations",
+    "image_user",
+    "ldflags",
+    "disable_optimizations",
+    "config_path",
+    "working_dir",
+    "env",
+];
+
+/// The front end a session serves, so that messages name options as its user writes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FrontEnd {
+    /// The Rust API: `Options::tag_only`.
+    #[default]
+    Rust,
+    /// `ko`: `--tag-only`.
+    Cli,
+    /// `ko.build(…, tag_only=…)`.
+    Python,
+    /// `{tagOnly: …}`.
+    Node,
+    /// `ko_options_set_tag_only()`.
+    C,
+    /// `ko::Options::tag_only()`.
+    Cpp,
 }
 
-/// One entry of `builds:`: how to build the `main` package it names.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BuildConfig {
-    /// Shown in the log (`Using build config <id> for <import path>`).
-    pub id: Option<String>,
-    /// Where `go` runs for this build, relative to the working directory (multi-module repos).
-    pub dir: Option<String>,
-    /// The package directory (or a `.go` file in it), relative to `dir`; default `.`.
-    pub main: Option<String>,
-    #[serde(default)]
-    pub env: Vec<String>,
-    /// A list, or one string split at white space.
-    #[serde(default, deserialize_with = "flag_list")]
-    pub flags: Vec<String>,
-    /// A list, or one string.
-    #[serde(default, deserialize_with = "string_list")]
-    pub ldflags: Vec<String>,
-    /// Upstream sets file capabilities on the binary; not supported here (refused when set).
-    #[serde(default, rename = "linux_capabilities", deserialize_with = "flag_list")]
-    pub linux_capabilities: Vec<String>,
-}
-
-impl KoConfig {
-    /// Loads `.ko.yaml` from `config_path` (a file or a directory holding `.ko.yaml`), else
-    /// `KO_CONFIG_PATH`, else `<working_dir>/.ko.yaml`; a missing default file is fine.
-    /// Then applies `KO_DEFAULTBASEIMAGE` and `KO_DEFAULTPLATFORMS`.
-    pub fn load(config_path: Option<&Path>, working_dir: &Path) -> Result<Self> {
-        let explicit = config_path.map(Path::to_path_buf).or_else(|| env("KO_CONFIG_PATH").map(PathBuf::from));
-        let path = match &explicit {
-            Some(p) => {
-                let p = if p.is_absolute() { p.clone() } else { working_dir.join(p) };
-                if p.is_dir() { p.join(".ko.yaml") } else { p }
-            }
-            None => working_dir.join(".ko.yaml"),
-        };
-        let mut config = match std::fs::read_to_string(&path) {
-            Ok(text) => Self::parse(&text, &path)?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => KoConfig::default(),
-            Err(e) => {
-                return Err(Error::config(format!(
-                    "cannot read config {} (from KO_CONFIG_PATH or --config): {e}",
-                    path.display()
-                )));
-            }
-        };
-        if let Some(base) = env("KO_DEFAULTBASEIMAGE") {
-            config.default_base_image = Some(base);
+impl FrontEnd {
+    /// How this front end's user spells the option `field` (a snake_case field of [`Options`]).
+    pub fn option(self, field: &str) -> String {
+        match self {
+            FrontEnd::Rust => format!("Options::{field}"),
+            FrontEnd::Cli => cli_flag(field),
+            FrontEnd::Python => format!("{field}="),
+            FrontEnd::Node => camel_case(field),
+            FrontEnd::C => format!("ko_options_set_{field}()"),
+            FrontEnd::Cpp => format!("ko::Options::{field}()"),
         }
-        if let Some(p) = env("KO_DEFAULTPLATFORMS") {
-            config.default_platforms = p.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+    }
+}
+
+fn cli_flag(field: &str) -> String {
+    match field {
+        "platforms" => "--platform".into(),
+        "image_labels" => "--image-label".into(),
+        "image_annotations" => "--image-annotation".into(),
+        "docker_repo" => "KO_DOCKER_REPO".into(),
+        "config_path" => "KO_CONFIG_PATH".into(),
+        "base_image" => "KO_DEFAULTBASEIMAGE".into(),
+        "working_dir" => "the working directory".into(),
+        "env" => "the environment".into(),
+        "local" => "-L/--local".into(),
+        _ => format!("--{}", field.replace('_', "-")),
+    }
+}
+
+/// `tag_only` → `tagOnly`.
+pub fn camel_case(snake: &str) -> String {
+    let mut out = String::with_capacity(snake.len());
+    let mut upper = false;
+    for c in snake.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
         }
-        Ok(config)
     }
-
-    /// Parses `.ko.yaml` text read from `path`.
-    pub fn parse(text: &str, path: &Path) -> Result<Self> {
-        let value: serde_yaml_ng::Value = serde_yaml_ng::from_str(text).map_err(|e| yaml_error(path, e))?;
-        let mut config: KoConfig = match value {
-            serde_yaml_ng::Value::Null => KoConfig::default(),
-            v => serde_yaml_ng::from_value(v).map_err(|e| yaml_error(path, e))?,
-        };
-        config.base_image_overrides =
-            config.base_image_overrides.into_iter().map(|(k, v)| (k.to_lowercase(), v)).collect();
-        config.source = Some(path.to_path_buf());
-        if let Some(b) = config.builds.iter().find(|b| !b.linux_capabilities.is_empty()) {
-            return Err(Error::config(format!(
-                "{}: build {:?} sets linux_capabilities, which this version of ko does not support; remove it",
-                path.display(),
-                b.id.as_deref().unwrap_or("")
-            )));
-        }
-        Ok(config)
-    }
-
-    /// The base image for `import_path`: its override, else the default, else the built-in base.
-    pub fn base_for(&self, import_path: &str) -> String {
-        let key = import_path.trim_start_matches("ko://").to_lowercase();
-        self.base_image_overrides
-            .get(&key)
-            .or(self.default_base_image.as_ref())
-            .cloned()
-            .unwrap_or_else(|| crate::image::static_base::NAME.to_string())
-    }
+    out
 }
 
-fn yaml_error(path: &Path, e: serde_yaml_ng::Error) -> Error {
-    let at = e.location().map(|l| format!(":{}:{}", l.line(), l.column())).unwrap_or_default();
-    Error::config(format!("{}{at}: {e}", path.display())).with_source(e)
+/// Where kubectl's standard output and error go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum KubectlOutput {
+    /// Line by line as [`Event::KubectlOutput`](crate::Event::KubectlOutput) (bindings).
+    #[default]
+    Events,
+    /// Straight to ko's own standard output and error, with ko's standard input (the CLI).
+    Inherit,
 }
 
-fn string_or_list<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<String>, D::Error> {
-    Ok(match Option::<OneOrMany>::deserialize(d)? {
-        None => Vec::new(),
-        Some(OneOrMany::One(s)) => s.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect(),
-        Some(OneOrMany::Many(v)) => v,
-    })
-}
-
-/// A list of strings, or one string taken as a single element (upstream's `StringArray`).
-fn string_list<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<String>, D::Error> {
+/// A list of strings, or one string.
+fn string_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
     Ok(match Option::<OneOrMany>::deserialize(d)? {
         None => Vec::new(),
         Some(OneOrMany::One(s)) => vec![s],
@@ -215,25 +219,21 @@ fn string_list<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Ve
     })
 }
 
-/// A list of strings, or one string split at white space (upstream's `FlagArray`).
-fn flag_list<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Vec<String>, D::Error> {
-    Ok(match Option::<OneOrMany>::deserialize(d)? {
+/// `key=value` strings (one or a list), or a `{key: value}` map.
+fn pairs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Pairs {
+        One(String),
+        Many(Vec<String>),
+        Map(BTreeMap<String, String>),
+    }
+    Ok(match Option::<Pairs>::deserialize(d)? {
         None => Vec::new(),
-        Some(OneOrMany::One(s)) => s.split_whitespace().map(str::to_string).collect(),
-        Some(OneOrMany::Many(v)) => v,
+        Some(Pairs::One(s)) => vec![s],
+        Some(Pairs::Many(v)) => v,
+        Some(Pairs::Map(m)) => m.into_iter().map(|(k, v)| format!("{k}={v}")).collect(),
     })
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum OneOrMany {
-    One(String),
-    Many(Vec<String>),
-}
-
-/// A non-empty environment variable.
-pub(crate) fn env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
 }
 
 #[cfg(test)]
@@ -241,33 +241,47 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_ko_yaml_like_upstream() {
-        let text = "defaultBaseImage: registry.example/base:1\nbaseImageOverrides:\n  Example.com/App/cmd/X: other/base\ndefaultPlatforms: linux/arm64,linux/amd64\n";
-        let c = KoConfig::parse(text, Path::new(".ko.yaml")).unwrap();
-        assert_eq!(c.base_for("ko://example.com/app/cmd/x"), "other/base");
-        assert_eq!(c.base_for("example.com/app/cmd/y"), "registry.example/base:1");
-        assert_eq!(c.default_platforms, ["linux/arm64", "linux/amd64"]);
-        assert_eq!(KoConfig::default().base_for("a/b"), "static");
+    fn options_round_trip_through_json() {
+        let opts = Options {
+            docker_repo: Some("reg.example/team".into()),
+            platforms: vec!["linux/amd64".into(), "linux/arm64".into()],
+            tags: vec!["v1".into()],
+            push: Some(false),
+            jobs: 3,
+            image_labels: vec!["a=b".into()],
+            oci_layout_path: Some("out".into()),
+            env: Some([("KO_DOCKER_REPO".to_string(), "x".to_string())].into()),
+            ..Default::default()
+        };
+        let json = opts.to_json();
+        assert!(json.contains(r#""dockerRepo":"reg.example/team""#), "{json}");
+        assert!(json.contains(r#""ociLayoutPath":"out""#), "{json}");
+        assert_eq!(Options::from_json(&json).unwrap(), opts);
     }
 
     #[test]
-    fn parses_builds_like_upstream() {
-        let text = "defaultFlags: -tags netgo\ndefaultLdflags: -s -w\nbuilds:\n- id: app\n  main: ./cmd/app\n  flags: [-v]\n  ldflags: [\"-X main.v={{.Env.V}}\"]\n  env: [A=b]\n";
-        let c = KoConfig::parse(text, Path::new(".ko.yaml")).unwrap();
-        assert_eq!(c.default_flags, ["-tags", "netgo"]);
-        assert_eq!(c.default_ldflags, ["-s -w"]);
-        assert_eq!(c.builds[0].id.as_deref(), Some("app"));
-        assert_eq!(c.builds[0].ldflags, ["-X main.v={{.Env.V}}"]);
-        assert_eq!(c.builds[0].env, ["A=b"]);
-        let caps = "builds:\n- main: .\n  linux_capabilities: bpf\n";
-        assert!(KoConfig::parse(caps, Path::new(".ko.yaml")).unwrap_err().to_string().contains("linux_capabilities"));
+    fn json_takes_single_strings_and_maps() {
+        let o = Options::from_json(r#"{"platforms":"linux/amd64","imageLabels":{"team":"web","tier":"a,b"}}"#).unwrap();
+        assert_eq!(o.platforms, ["linux/amd64"]);
+        assert_eq!(o.image_labels, ["team=web", "tier=a,b"]);
+        let err = Options::from_json(r#"{"dockerrepo":"x"}"#).unwrap_err().to_string();
+        assert!(err.contains("unknown field `dockerrepo`"), "{err}");
     }
 
     #[test]
-    fn bad_yaml_names_file_and_line() {
-        let err = KoConfig::parse("defaultBaseImage: [unclosed\n", Path::new("/x/.ko.yaml")).unwrap_err();
-        assert!(err.to_string().starts_with("/x/.ko.yaml:"), "{err}");
-        let err = KoConfig::parse("defaultPlatforms: {a: 1}\n", Path::new("/x/.ko.yaml")).unwrap_err();
-        assert!(err.to_string().contains("/x/.ko.yaml"), "{err}");
+    fn every_option_is_named_once() {
+        let json: serde_json::Value = serde_json::from_str(&Options::default().to_json()).unwrap();
+        let keys: Vec<String> = json.as_object().unwrap().keys().cloned().collect();
+        let names: Vec<String> = Options::names().iter().map(|n| camel_case(n)).collect();
+        assert_eq!(keys, names);
+    }
+
+    #[test]
+    fn option_names_per_front_end() {
+        assert_eq!(FrontEnd::Cli.option("tag_only"), "--tag-only");
+        assert_eq!(FrontEnd::Cli.option("platforms"), "--platform");
+        assert_eq!(FrontEnd::Python.option("tag_only"), "tag_only=");
+        assert_eq!(FrontEnd::Node.option("oci_layout_path"), "ociLayoutPath");
+        assert_eq!(FrontEnd::C.option("tag_only"), "ko_options_set_tag_only()");
     }
 }

@@ -11,8 +11,10 @@ pub mod mutate;
 pub mod platform;
 pub mod static_base;
 pub mod tar;
+pub mod time;
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -201,5 +203,21 @@ impl Artifact {
             Artifact::Image(i) => &i.manifest.bytes,
             Artifact::Index(i) => &i.manifest.bytes,
         }
+    }
+}
+
+/// `dir/blobs/<alg>/<hex>`: where an OCI image layout keeps blob `digest`; digests that are not
+/// `alg:hex` are refused, so a digest from a file can never name a path outside `dir`.
+pub fn layout_blob_path(dir: &Path, digest: &str) -> Result<PathBuf> {
+    match digest.split_once(':') {
+        Some((alg, hex))
+            if !alg.is_empty()
+                && alg.chars().all(|c| c.is_ascii_alphanumeric())
+                && !hex.is_empty()
+                && hex.chars().all(|c| c.is_ascii_hexdigit()) =>
+        {
+            Ok(dir.join("blobs").join(alg).join(hex))
+        }
+        _ => Err(Error::invalid(format!("invalid digest {digest:?}"))),
     }
 }

@@ -123,6 +123,34 @@ impl Naming {
     }
 }
 
+/// Where images go and what they are called: the destination repository, the namer and tags.
+#[derive(Debug, Clone)]
+pub struct Destination {
+    pub repository: Repository,
+    pub naming: Naming,
+    /// At least one tag; `latest` by default.
+    pub tags: Vec<String>,
+    /// Refer to images by `repo:tag` alone (exactly one tag, not `latest`).
+    pub tag_only: bool,
+}
+
+impl Destination {
+    /// The repository an import path is published to.
+    pub fn repository_for(&self, import_path: &str) -> Repository {
+        self.repository.join(&self.naming.name(import_path))
+    }
+
+    /// The reference users get back, as upstream forms it: `repo:tag` with `--tag-only`;
+    /// `repo:tag@digest` when exactly one tag other than `latest` was asked for; else `repo@digest`.
+    pub fn reference(&self, repository: &Repository, digest: &str) -> String {
+        match self.tags.as_slice() {
+            [tag] if self.tag_only => format!("{repository}:{tag}"),
+            [tag] if tag != "latest" => format!("{repository}:{tag}@{digest}"),
+            _ => format!("{repository}@{digest}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,5 +176,24 @@ mod tests {
         assert_eq!(Naming::Bare.name("example.com/app/cmd/x"), "");
         assert!(validate_tag("v1.2.3_rc-1").is_ok());
         assert!(validate_tag("-x").is_err());
+    }
+
+    fn dest(tags: &[&str], tag_only: bool) -> Destination {
+        Destination {
+            repository: Repository::parse("reg.example/team").unwrap(),
+            naming: Naming::BaseImportPaths,
+            tags: tags.iter().map(|t| t.to_string()).collect(),
+            tag_only,
+        }
+    }
+
+    #[test]
+    fn references_as_upstream_forms_them() {
+        let r = dest(&["latest"], false).repository_for("example.com/app/cmd/x");
+        assert_eq!(r.to_string(), "reg.example/team/x");
+        assert_eq!(dest(&["latest"], false).reference(&r, "sha256:ab"), "reg.example/team/x@sha256:ab");
+        assert_eq!(dest(&["v1"], false).reference(&r, "sha256:ab"), "reg.example/team/x:v1@sha256:ab");
+        assert_eq!(dest(&["v1", "v2"], false).reference(&r, "sha256:ab"), "reg.example/team/x@sha256:ab");
+        assert_eq!(dest(&["v1"], true).reference(&r, "sha256:ab"), "reg.example/team/x:v1");
     }
 }

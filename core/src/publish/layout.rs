@@ -10,9 +10,8 @@ use sha2::{Digest as _, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use super::Publisher;
-use crate::build::base::blob_path;
 use crate::error::{Error, Result};
-use crate::image::{Artifact, Descriptor, Image, IndexManifest, Layer, RawJson, media_type};
+use crate::image::{Artifact, Descriptor, Image, IndexManifest, Layer, RawJson, layout_blob_path, media_type};
 
 pub struct LayoutPublisher {
     dir: PathBuf,
@@ -42,7 +41,7 @@ impl LayoutPublisher {
 
     /// Writes bytes we hold (manifests, configs) as a blob.
     async fn write_bytes(&self, raw: &RawJson) -> Result<()> {
-        let path = blob_path(&self.dir, &raw.digest)?;
+        let path = layout_blob_path(&self.dir, &raw.digest)?;
         if tokio::fs::metadata(&path).await.is_ok() {
             return Ok(());
         }
@@ -53,7 +52,7 @@ impl LayoutPublisher {
 
     /// Streams a layer into the layout, checking its digest before it becomes visible.
     async fn write_layer(&self, layer: &Layer) -> Result<()> {
-        let path = blob_path(&self.dir, layer.digest())?;
+        let path = layout_blob_path(&self.dir, layer.digest())?;
         if tokio::fs::metadata(&path).await.is_ok() {
             return Ok(());
         }

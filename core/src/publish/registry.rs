@@ -3,8 +3,9 @@
 //! are confirmed, and an index only after all its children. The first tag is pushed, then the
 //! others are pointed at the same manifest, so a tag never names a partially pushed image.
 //!
-//! A blob is uploaded at most once per run: images that share it (the built-in base layer, an
+//! A blob is uploaded at most once per session: images that share it (the built-in base layer, an
 //! empty kodata layer) wait for the first upload, then mount it into their own repository.
+//! Each blob's fate (existing, mounted, bytes sent, uploaded) and each manifest put is an event.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,12 +13,16 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::{StreamExt, TryStreamExt};
 
-use super::{Destination, Publisher};
+use super::Publisher;
 use crate::error::Result;
-use crate::image::layer::MemoryBlob;
+use crate::events::{Event, Events};
+use crate::image::layer::{BlobSource, ByteStream, MemoryBlob};
 use crate::image::{Artifact, Image, Layer, media_type};
-use crate::name::Repository;
+use crate::name::{Destination, Repository};
 use crate::registry::RegistryClient;
+
+/// Bytes between two progress events of one upload.
+const PROGRESS_STEP: u64 = 1 << 20;
 
 /// Blobs uploaded at once per image.
 const BLOB_JOBS: usize = 4;
@@ -28,12 +33,13 @@ type Placement = Arc<tokio::sync::Mutex<Option<String>>>;
 pub struct RegistryPublisher {
     client: Arc<RegistryClient>,
     destination: Destination,
+    events: Events,
     placed: tokio::sync::Mutex<HashMap<String, Placement>>,
 }
 
 impl RegistryPublisher {
-    pub fn new(client: Arc<RegistryClient>, destination: Destination) -> Self {
-        RegistryPublisher { client, destination, placed: Default::default() }
+    pub fn new(client: Arc<RegistryClient>, destination: Destination, events: Events) -> Self {
+        RegistryPublisher { client, destination, events, placed: Default::default() }
     }
 
     async fn push_blob(&self, repo: &Repository, layer: &Layer) -> Result<()> {
@@ -42,22 +48,36 @@ impl RegistryPublisher {
         let slot = self.placed.lock().await.entry(digest.to_string()).or_default().clone();
         // Held until this blob is in `repo`, so another image needing it waits and then mounts.
         let mut placed = slot.lock().await;
+        let (repository, size) = (repo.to_string(), layer.descriptor.size);
         if self.client.blob_exists(&target, digest).await? {
             tracing::info!("existing blob: {digest}");
             placed.get_or_insert_with(|| repo.path.clone());
+            drop(placed);
+            self.events.emit(Event::BlobExisting { repository, digest: digest.into(), size });
             return Ok(());
         }
         let base = layer.source.mount_origin().filter(|o| o.registry == repo.registry).map(|o| o.repository.clone());
         for from in base.iter().chain(placed.iter()) {
             if from != &repo.path && self.client.mount_blob(&target, from, digest).await? {
                 tracing::info!("mounted blob: {digest}");
+                let from = format!("{}/{from}", repo.registry);
                 placed.get_or_insert_with(|| repo.path.clone());
+                drop(placed);
+                self.events.emit(Event::BlobMounted { repository, digest: digest.into(), size, from });
                 return Ok(());
             }
         }
-        self.client.push_blob(&target, digest, layer.descriptor.size, layer.source.as_ref()).await?;
+        let source = Progress {
+            inner: layer.source.clone(),
+            events: self.events.clone(),
+            repository: repository.clone(),
+            total: size,
+        };
+        self.client.push_blob(&target, digest, size, &source).await?;
         tracing::info!("pushed blob: {digest}");
         placed.get_or_insert_with(|| repo.path.clone());
+        drop(placed);
+        self.events.emit(Event::BlobUploaded { repository, digest: digest.into(), size });
         Ok(())
     }
 
@@ -93,6 +113,11 @@ impl RegistryPublisher {
         }
         self.client.push_manifest(&reference, artifact.manifest_bytes().clone(), artifact.media_type()).await?;
         tracing::info!("{repo}:{tag}: digest: {} size: {}", artifact.digest(), artifact.manifest_bytes().len());
+        self.events.emit(Event::ManifestPublished {
+            reference: format!("{repo}:{tag}"),
+            digest: artifact.digest().into(),
+            media_type: artifact.media_type().into(),
+        });
         Ok(())
     }
 }
@@ -111,6 +136,11 @@ impl Publisher for RegistryPublisher {
                     let by_digest = repo.digest(&child.manifest.digest);
                     debug_assert!(media_type::is_manifest(&child.media_type));
                     self.client.push_manifest(&by_digest, child.manifest.bytes.clone(), &child.media_type).await?;
+                    self.events.emit(Event::ManifestPublished {
+                        reference: format!("{repo}@{}", child.manifest.digest),
+                        digest: child.manifest.digest.clone(),
+                        media_type: child.media_type.clone(),
+                    });
                 }
             }
         }
@@ -122,5 +152,41 @@ impl Publisher for RegistryPublisher {
         let reference = self.destination.reference(&repo, artifact.digest());
         tracing::info!("Published {reference}");
         Ok(reference)
+    }
+}
+
+/// A blob source whose streams report the bytes read from them as [`Event::BlobProgress`]:
+/// every [`PROGRESS_STEP`] bytes and at the end, from 0 again for each attempt of an upload.
+struct Progress {
+    inner: Arc<dyn BlobSource>,
+    events: Events,
+    repository: String,
+    total: u64,
+}
+
+#[async_trait]
+impl BlobSource for Progress {
+    async fn open(&self, digest: &str) -> Result<ByteStream> {
+        let stream = self.inner.open(digest).await?;
+        if !self.events.enabled() {
+            return Ok(stream);
+        }
+        let (events, repository, digest, total) =
+            (self.events.clone(), self.repository.clone(), digest.to_string(), self.total);
+        let (mut sent, mut reported) = (0u64, 0u64);
+        Ok(Box::pin(stream.inspect(move |chunk| {
+            if let Ok(bytes) = chunk {
+                sent += bytes.len() as u64;
+                if sent - reported >= PROGRESS_STEP || sent == total {
+                    reported = sent;
+                    events.emit(Event::BlobProgress {
+                        repository: repository.clone(),
+                        digest: digest.clone(),
+                        sent,
+                        total,
+                    });
+                }
+            }
+        })))
     }
 }

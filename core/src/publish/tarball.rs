@@ -1,5 +1,6 @@
 //! Publishing into a `docker save` tarball (`--tarball`): images are collected as they are
-//! published and the file is written once, at close, with every tag in `manifest.json`. Layers
+//! published and the file is written once, when the session finishes, with every tag in
+//! `manifest.json`. Layers
 //! are streamed into the archive. Indexes cannot be stored in this format.
 
 use std::collections::HashSet;
@@ -10,9 +11,10 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use serde::Serialize;
 
-use super::{Destination, Publisher};
+use super::Publisher;
 use crate::error::{Error, Result};
 use crate::image::{Artifact, Image};
+use crate::name::Destination;
 
 pub struct TarballPublisher {
     file: PathBuf,

@@ -13,6 +13,7 @@ use std::sync::Mutex;
 use base64::Engine;
 use serde_json::Value;
 
+use crate::env::Env;
 use crate::error::{Error, ErrorKind, Result};
 
 /// The key Docker Hub's credentials are stored under.
@@ -79,27 +80,20 @@ pub fn normalize_host(server: &str) -> String {
 }
 
 /// The Docker config directory: `$DOCKER_CONFIG`, else `~/.docker`.
-pub fn docker_config_dir() -> Option<PathBuf> {
-    if let Some(d) = std::env::var_os("DOCKER_CONFIG").filter(|d| !d.is_empty()) {
-        return Some(PathBuf::from(d));
-    }
-    home_dir().map(|h| h.join(".docker"))
-}
-
-fn home_dir() -> Option<PathBuf> {
-    std::env::var_os("HOME").filter(|h| !h.is_empty()).map(PathBuf::from)
+pub fn docker_config_dir(env: &Env) -> Option<PathBuf> {
+    env.path("DOCKER_CONFIG").or_else(|| env.home().map(|h| h.join(".docker")))
 }
 
 /// Podman's auth files, in the order podman reads them.
-pub fn podman_auth_files() -> Vec<PathBuf> {
+pub fn podman_auth_files(env: &Env) -> Vec<PathBuf> {
     let mut files = Vec::new();
-    if let Some(f) = std::env::var_os("REGISTRY_AUTH_FILE").filter(|f| !f.is_empty()) {
-        files.push(PathBuf::from(f));
+    if let Some(f) = env.path("REGISTRY_AUTH_FILE") {
+        files.push(f);
     }
-    if let Some(d) = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty()) {
-        files.push(PathBuf::from(d).join("containers/auth.json"));
+    if let Some(d) = env.path("XDG_RUNTIME_DIR") {
+        files.push(d.join("containers/auth.json"));
     }
-    if let Some(h) = home_dir() {
+    if let Some(h) = env.home() {
         files.push(h.join(".config/containers/auth.json"));
     }
     files
@@ -111,12 +105,12 @@ pub trait HelperRunner: Sync {
     fn get(&self, helper: &str, server: &str) -> Result<Option<Credential>>;
 }
 
-/// The real helpers: `docker-credential-<name>` on `PATH`.
-pub struct ExecHelpers;
+/// The real helpers: `docker-credential-<name>` on the session's `PATH`, run with its environment.
+pub struct ExecHelpers<'a>(pub &'a Env);
 
-impl HelperRunner for ExecHelpers {
+impl HelperRunner for ExecHelpers<'_> {
     fn get(&self, helper: &str, server: &str) -> Result<Option<Credential>> {
-        let out = run_helper(helper, "get", server.as_bytes())?;
+        let out = run_helper(helper, "get", server.as_bytes(), self.0)?;
         if !out.status.success() {
             let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
             if text.to_ascii_lowercase().contains("credentials not found") {
@@ -144,9 +138,11 @@ impl HelperRunner for ExecHelpers {
 }
 
 /// Runs `docker-credential-<helper> <action>` with `input` on stdin.
-pub(crate) fn run_helper(helper: &str, action: &str, input: &[u8]) -> Result<std::process::Output> {
+pub(crate) fn run_helper(helper: &str, action: &str, input: &[u8], env: &Env) -> Result<std::process::Output> {
     let program = format!("docker-credential-{helper}");
     let mut child = Command::new(&program)
+        .env_clear()
+        .envs(env.vars())
         .arg(action)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -227,17 +223,20 @@ fn read_json(path: &Path) -> Result<Option<Value>> {
 
 /// Credentials per registry, looked up once per run (the lookup may run helper programs).
 pub struct Keychain {
+    env: Env,
     docker_config: Option<PathBuf>,
     podman: Vec<PathBuf>,
     cache: Mutex<HashMap<String, Credential>>,
 }
 
 impl Keychain {
-    /// Docker's config from `$DOCKER_CONFIG` / `~/.docker`, podman's auth files as fallback.
-    pub fn from_env() -> Self {
+    /// Docker's config from `$DOCKER_CONFIG` / `~/.docker`, podman's auth files as fallback, as
+    /// `env` names them; helpers run with `env`.
+    pub fn from_env(env: &Env) -> Self {
         Keychain {
-            docker_config: docker_config_dir().map(|d| d.join("config.json")),
-            podman: podman_auth_files(),
+            env: env.clone(),
+            docker_config: docker_config_dir(env).map(|d| d.join("config.json")),
+            podman: podman_auth_files(env),
             cache: Mutex::default(),
         }
     }
@@ -253,7 +252,7 @@ impl Keychain {
         if let Some(path) = &self.docker_config
             && let Some(config) = read_json(path)?
         {
-            found = lookup_docker_config(&config, registry, repository, &ExecHelpers)?;
+            found = lookup_docker_config(&config, registry, repository, &ExecHelpers(&self.env))?;
             if found.is_some() {
                 tracing::debug!("{registry}: using credentials from {}", path.display());
             }

@@ -10,6 +10,7 @@ use base64::Engine;
 use serde_json::{Map, Value, json};
 
 use super::auth::{config_key, docker_config_dir, normalize_host, run_helper};
+use crate::env::Env;
 use crate::error::{Error, ErrorKind, Result};
 
 /// Where `ko login` put the credentials (for its message).
@@ -30,20 +31,21 @@ impl std::fmt::Display for Stored {
     }
 }
 
-fn config_dir() -> Result<PathBuf> {
-    docker_config_dir().ok_or_else(|| {
+fn config_dir(env: &Env) -> Result<PathBuf> {
+    docker_config_dir(env).ok_or_else(|| {
         Error::new(ErrorKind::Config, "cannot find the Docker config directory: set DOCKER_CONFIG or HOME")
     })
 }
 
-/// Stores `username`/`password` for `server` in the Docker config (`$DOCKER_CONFIG` or ~/.docker).
-pub fn login(server: &str, username: &str, password: &str) -> Result<Stored> {
-    login_in(&config_dir()?, server, username, password)
+/// Stores `username`/`password` for `server` in the Docker config (`$DOCKER_CONFIG` or ~/.docker
+/// of `env`), through a credential helper when the config names one (run with `env`).
+pub fn login(server: &str, username: &str, password: &str, env: &Env) -> Result<Stored> {
+    login_in(&config_dir(env)?, server, username, password, env)
 }
 
 /// Removes `server`'s credentials; `false` when there were none.
-pub fn logout(server: &str) -> Result<bool> {
-    logout_in(&config_dir()?, server)
+pub fn logout(server: &str, env: &Env) -> Result<bool> {
+    logout_in(&config_dir(env)?, server, env)
 }
 
 fn validate(server: &str) -> Result<String> {
@@ -67,7 +69,7 @@ fn helper_for(config: &Map<String, Value>, key: &str) -> Option<String> {
 }
 
 /// [`login`] with an explicit config directory.
-pub fn login_in(dir: &Path, server: &str, username: &str, password: &str) -> Result<Stored> {
+pub fn login_in(dir: &Path, server: &str, username: &str, password: &str, env: &Env) -> Result<Stored> {
     if username.is_empty() {
         return Err(Error::new(ErrorKind::InvalidInput, "a username is required (-u)"));
     }
@@ -79,7 +81,7 @@ pub fn login_in(dir: &Path, server: &str, username: &str, password: &str) -> Res
     let mut config = read_config(&path)?;
     if let Some(helper) = helper_for(&config, &key) {
         let input = json!({"ServerURL": key, "Username": username, "Secret": password}).to_string();
-        let out = run_helper(&helper, "store", input.as_bytes())?;
+        let out = run_helper(&helper, "store", input.as_bytes(), env)?;
         if !out.status.success() {
             return Err(Error::new(
                 ErrorKind::Auth,
@@ -106,13 +108,13 @@ pub fn login_in(dir: &Path, server: &str, username: &str, password: &str) -> Res
 }
 
 /// [`logout`] with an explicit config directory.
-pub fn logout_in(dir: &Path, server: &str) -> Result<bool> {
+pub fn logout_in(dir: &Path, server: &str, env: &Env) -> Result<bool> {
     let key = validate(server)?;
     let path = dir.join("config.json");
     let mut config = read_config(&path)?;
     let mut removed = false;
     if let Some(helper) = helper_for(&config, &key) {
-        let out = run_helper(&helper, "erase", key.as_bytes())?;
+        let out = run_helper(&helper, "erase", key.as_bytes(), env)?;
         removed |= out.status.success();
     }
     let host = normalize_host(&key);
@@ -182,7 +184,7 @@ mod tests {
             r#"{"auths":{"https://other.example.com/v1/":{"auth":"eDp5"},"reg.example.com":{"auth":"b2xkOm9sZA=="}},"psFormat":"table","proxies":{"default":{"httpProxy":"http://p"}}}"#,
         )
         .unwrap();
-        let stored = login_in(dir.path(), "https://reg.example.com/v2/", "me", "s3cret").unwrap();
+        let stored = login_in(dir.path(), "https://reg.example.com/v2/", "me", "s3cret", &Env::default()).unwrap();
         assert_eq!(stored, Stored::File(path.clone()));
         let v: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         assert_eq!(v["psFormat"], "table");
@@ -190,7 +192,7 @@ mod tests {
         assert_eq!(v["auths"]["https://other.example.com/v1/"]["auth"], "eDp5");
         assert_eq!(v["auths"]["reg.example.com"]["auth"], "bWU6czNjcmV0");
         assert_eq!(
-            lookup_docker_config(&v, "reg.example.com", "x", &ExecHelpers).unwrap(),
+            lookup_docker_config(&v, "reg.example.com", "x", &ExecHelpers(&Env::default())).unwrap(),
             Some(Credential::Basic { username: "me".into(), password: "s3cret".into() })
         );
         #[cfg(unix)]
@@ -199,8 +201,8 @@ mod tests {
             assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         }
 
-        assert!(logout_in(dir.path(), "reg.example.com").unwrap());
-        assert!(!logout_in(dir.path(), "reg.example.com").unwrap());
+        assert!(logout_in(dir.path(), "reg.example.com", &Env::default()).unwrap());
+        assert!(!logout_in(dir.path(), "reg.example.com", &Env::default()).unwrap());
         let v: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
         assert!(v["auths"].get("reg.example.com").is_none());
         assert_eq!(v["auths"]["https://other.example.com/v1/"]["auth"], "eDp5");
@@ -211,13 +213,13 @@ mod tests {
     fn docker_hub_and_fresh_directories() {
         let dir = tempfile::tempdir().unwrap();
         let sub = dir.path().join("new");
-        login_in(&sub, "docker.io", "u", "p").unwrap();
+        login_in(&sub, "docker.io", "u", "p", &Env::default()).unwrap();
         let v: Value = serde_json::from_slice(&std::fs::read(sub.join("config.json")).unwrap()).unwrap();
         assert_eq!(v["auths"]["https://index.docker.io/v1/"]["auth"], "dTpw");
-        assert!(login_in(&sub, "docker.io", "", "p").is_err());
-        assert!(login_in(&sub, "docker.io", "u", "").is_err());
-        assert!(login_in(&sub, "bad name", "u", "p").is_err());
+        assert!(login_in(&sub, "docker.io", "", "p", &Env::default()).is_err());
+        assert!(login_in(&sub, "docker.io", "u", "", &Env::default()).is_err());
+        assert!(login_in(&sub, "bad name", "u", "p", &Env::default()).is_err());
         std::fs::write(sub.join("config.json"), "[1]").unwrap();
-        assert!(login_in(&sub, "docker.io", "u", "p").is_err());
+        assert!(login_in(&sub, "docker.io", "u", "p", &Env::default()).is_err());
     }
 }

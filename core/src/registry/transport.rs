@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use reqwest::Url;
 
+use crate::env::Env;
 use crate::error::{Error, ErrorKind, Result};
 
 pub const USER_AGENT: &str = concat!("ko/", env!("CARGO_PKG_VERSION"), " (rust)");
@@ -40,13 +41,13 @@ pub fn schemes(registry: &str, insecure: bool) -> &'static [&'static str] {
 }
 
 /// PEM certificates from `SSL_CERT_FILE` and every file in each `SSL_CERT_DIR` directory.
-pub fn env_roots() -> Vec<reqwest::Certificate> {
+pub fn env_roots(env: &Env) -> Vec<reqwest::Certificate> {
     let mut out = Vec::new();
-    if let Some(file) = std::env::var_os("SSL_CERT_FILE").filter(|f| !f.is_empty()) {
-        out.extend(pem_file(Path::new(&file)));
+    if let Some(file) = env.path("SSL_CERT_FILE") {
+        out.extend(pem_file(&file));
     }
-    if let Some(dirs) = std::env::var_os("SSL_CERT_DIR") {
-        for dir in std::env::split_paths(&dirs) {
+    if let Some(dirs) = env.get_os("SSL_CERT_DIR") {
+        for dir in std::env::split_paths(dirs) {
             out.extend(pem_dir(&dir, |_| true));
         }
     }
@@ -92,10 +93,16 @@ fn pem_file(path: &Path) -> Vec<reqwest::Certificate> {
     }
 }
 
-/// An HTTP client for one registry host: system roots plus the extra ones; with `insecure`,
+/// An HTTP client for one registry host: system roots, `extra_roots` and the host's `certs.d`
+/// ones; with `insecure`,
 /// certificates are not verified.
-pub fn http_client(registry: &str, insecure: bool, certs_d_root: &Path) -> Result<reqwest::Client> {
-    let mut roots = env_roots();
+pub fn http_client(
+    registry: &str,
+    insecure: bool,
+    extra_roots: &[reqwest::Certificate],
+    certs_d_root: &Path,
+) -> Result<reqwest::Client> {
+    let mut roots = extra_roots.to_vec();
     for f in certs_d_files(certs_d_root, registry) {
         tracing::debug!("{registry}: trusting {}", f.display());
         roots.extend(pem_file(&f));

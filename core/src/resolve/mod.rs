@@ -1,24 +1,24 @@
-//! `ko resolve`: read YAML files, find every image reference (`ko://…` scalars, and in non-strict
-//! mode bare import paths of the module's main packages), build and publish each distinct one
-//! once, concurrently, and splice the published references into the original text. Every byte
-//! that is not a replaced scalar is kept: comments, order, indentation, quoting, CRLF, anchors.
+//! `ko resolve`'s YAML side: read the inputs, select documents, find every image reference
+//! (`ko://…` scalars, and in non-strict mode bare import paths of the module's main packages) and,
+//! once the session has built and published each distinct one, splice the references into the
+//! original text. Every byte that is not a replaced scalar is kept: comments, order,
+//! indentation, quoting, CRLF, anchors.
 
 pub mod scan;
 pub mod select;
 #[cfg(test)]
 mod tests;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::Read;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use crate::Session;
 use crate::error::{Error, Result};
-use scan::{scan, splice, strict_reference};
+use scan::{RefSpan, scan, splice, strict_reference};
 use select::Selector;
 
 /// How `resolve` reads its inputs (the `-f`/`-R`/`-l`/`--strict` flags).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
 pub struct ResolveOptions {
     /// Walk directories recursively (`-R`).
     pub recursive: bool,
@@ -27,11 +27,14 @@ pub struct ResolveOptions {
     /// Only `ko://` scalars are references (default). `false` also takes bare import paths of
     /// the module's `main` packages, as the 2018 ko did; `.ko.yaml` `strict: false` does the same.
     pub strict: bool,
+    /// The text `-` stands for among the paths (the CLI's standard input); ko never reads its
+    /// process's standard input itself.
+    pub stdin: Option<String>,
 }
 
 impl Default for ResolveOptions {
     fn default() -> Self {
-        ResolveOptions { recursive: false, selector: None, strict: true }
+        ResolveOptions { recursive: false, selector: None, strict: true, stdin: None }
     }
 }
 
@@ -43,27 +46,34 @@ pub struct Input {
     pub text: String,
 }
 
-/// The inputs `-f` names: files as given, directories' `*.yaml`, `*.yml` and `*.json` in sorted
-/// order (recursively with `recursive`), `-` for standard input.
-pub fn read_inputs(paths: &[PathBuf], recursive: bool, working_dir: &Path) -> Result<Vec<Input>> {
+/// The inputs `paths` name: files as given, directories' `*.yaml`, `*.yml` and `*.json` in sorted
+/// order (recursively with `recursive`, each directory once even through symlink loops), `-` for
+/// `stdin`.
+pub fn read_inputs(paths: &[PathBuf], recursive: bool, working_dir: &Path, stdin: Option<&str>) -> Result<Vec<Input>> {
     if paths.is_empty() {
-        return Err(Error::invalid("no input: pass -f FILE, -f DIR or -f - (standard input)"));
+        return Err(Error::invalid("no input: name a YAML file, a directory, or - (standard input)"));
     }
     let mut inputs = Vec::new();
     for path in paths {
         if path.as_os_str() == "-" {
-            let mut text = String::new();
-            std::io::stdin().read_to_string(&mut text).map_err(|e| Error::io("cannot read standard input", e))?;
-            inputs.push(Input { name: "-".into(), text });
+            let text = stdin.ok_or_else(|| {
+                Error::invalid(
+                    "\"-\" (standard input) is not available here: pass the YAML text to resolve_string instead",
+                )
+            })?;
+            inputs.push(Input { name: "-".into(), text: text.to_string() });
             continue;
         }
         let full = working_dir.join(path);
         let meta = std::fs::metadata(&full)
-            .map_err(|e| Error::not_found(format!("-f {}: {e}", path.display())).with_source(e))?;
+            .map_err(|e| Error::not_found(format!("{}: {e}", path.display())).with_source(e))?;
         let mut files = Vec::new();
         if meta.is_dir() {
-            collect_dir(&full, recursive, &mut files)?;
+            collect_dir(&full, recursive, &mut files, &mut HashSet::new())?;
             files.sort();
+            if files.is_empty() {
+                tracing::warn!("{}: no *.yaml, *.yml or *.json files in this directory", path.display());
+            }
         } else {
             files.push(full);
         }
@@ -77,13 +87,17 @@ pub fn read_inputs(paths: &[PathBuf], recursive: bool, working_dir: &Path) -> Re
     Ok(inputs)
 }
 
-fn collect_dir(dir: &Path, recursive: bool, out: &mut Vec<PathBuf>) -> Result<()> {
+fn collect_dir(dir: &Path, recursive: bool, out: &mut Vec<PathBuf>, seen: &mut HashSet<PathBuf>) -> Result<()> {
+    let real = dir.canonicalize().map_err(|e| Error::io(format!("cannot read {}", dir.display()), e))?;
+    if !seen.insert(real) {
+        return Ok(());
+    }
     let entries = std::fs::read_dir(dir).map_err(|e| Error::io(format!("cannot read {}", dir.display()), e))?;
     for entry in entries {
         let path = entry.map_err(|e| Error::io(format!("cannot read {}", dir.display()), e))?.path();
         if path.is_dir() {
             if recursive {
-                collect_dir(&path, recursive, out)?;
+                collect_dir(&path, recursive, out, seen)?;
             }
         } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml" || e == "json") {
             out.push(path);
@@ -92,67 +106,72 @@ fn collect_dir(dir: &Path, recursive: bool, out: &mut Vec<PathBuf>) -> Result<()
     Ok(())
 }
 
-/// Resolves `inputs` with `session`'s builder and publisher and returns the output text:
-/// each input's (selected) documents in order, inputs separated by `---`.
-pub async fn resolve_inputs(inputs: Vec<Input>, ro: &ResolveOptions, session: &Session) -> Result<String> {
-    let selector = ro.selector.as_deref().map(Selector::parse).transpose()?;
-    let strict = ro.strict && session.config.strict.unwrap_or(true);
-    let mains: HashSet<String> =
-        if strict { HashSet::new() } else { session.builder.main_packages().await?.into_iter().collect() };
-    let find = |value: &str| -> Option<String> {
-        strict_reference(value).or_else(|| mains.contains(value.trim()).then(|| value.trim().to_string()))
-    };
+/// Inputs read and scanned: what to build and where to splice.
+pub struct Plan {
+    files: Vec<(String, String, Vec<RefSpan>)>,
+}
 
-    let mut files = Vec::with_capacity(inputs.len());
-    for input in inputs {
-        let text = match &selector {
-            Some(sel) => select_documents(&input, sel)?,
-            None => input.text,
+impl Plan {
+    /// Selects documents of `inputs` (with `selector`) and finds their references: `ko://`
+    /// scalars, and with `mains` (non-strict mode) bare import paths of those packages.
+    pub fn new(inputs: Vec<Input>, selector: Option<&str>, mains: Option<&HashSet<String>>) -> Result<Plan> {
+        let selector = selector.map(Selector::parse).transpose()?;
+        let find = |value: &str| -> Option<String> {
+            strict_reference(value)
+                .or_else(|| mains.filter(|m| m.contains(value.trim())).map(|_| value.trim().to_string()))
         };
-        let refs = scan(&text, &input.name, &find)?.refs;
-        files.push((input.name, text, refs));
+        let mut files = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            let text = match &selector {
+                Some(sel) => select_documents(&input, sel)?,
+                None => input.text,
+            };
+            let refs = scan(&text, &input.name, &find)?.refs;
+            files.push((input.name, text, refs));
+        }
+        Ok(Plan { files })
     }
 
-    // Each distinct import path once, qualified with the location of its first use.
-    let mut first_use: Vec<(&str, String)> = Vec::new();
-    let mut seen = HashSet::new();
-    for (name, _, refs) in &files {
-        for r in refs {
-            if seen.insert(r.import_path.as_str()) {
-                first_use.push((&r.import_path, format!("{name}:{}:{}", r.line, r.column)));
+    /// Each distinct import path, as written, with the `file:line:column` of its first use.
+    pub fn import_paths(&self) -> Vec<(String, String)> {
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for (name, _, refs) in &self.files {
+            for r in refs {
+                if seen.insert(r.import_path.as_str()) {
+                    out.push((r.import_path.clone(), format!("{name}:{}:{}", r.line, r.column)));
+                }
             }
         }
+        out
     }
-    let qualified = futures::future::try_join_all(
-        first_use.iter().map(|(ip, at)| async move { session.builder.qualify(ip).await.map_err(|e| e.context(at)) }),
-    )
-    .await?;
-    let args: Vec<&str> = qualified.iter().map(String::as_str).collect();
-    let published = if args.is_empty() { Vec::new() } else { session.build(&args).await? };
-    let by_path: HashMap<&str, &str> =
-        first_use.iter().zip(&published).map(|((ip, _), p)| (*ip, p.reference.as_str())).collect();
 
-    let mut out = String::new();
-    for (_, text, refs) in &files {
-        let resolved = splice(text, refs, &|ip| by_path[ip].to_string());
-        if out.is_empty() {
-            out.push_str(&resolved);
-            continue;
+    /// The output: each input with its references replaced by `reference_for(import path)`,
+    /// inputs separated by `---`; `done(name, references)` is called for each input.
+    pub fn render(&self, reference_for: &dyn Fn(&str) -> String, done: &dyn Fn(&str, usize)) -> String {
+        let mut out = String::new();
+        for (name, text, refs) in &self.files {
+            let resolved = splice(text, refs, reference_for);
+            done(name, refs.len());
+            if out.is_empty() {
+                out.push_str(&resolved);
+                continue;
+            }
+            // Joining files: a byte-order mark is only valid at the very start of the stream, and
+            // directives (`%YAML`) need the previous document ended with `...` rather than a `---`.
+            let resolved = resolved.strip_prefix('\u{feff}').unwrap_or(&resolved);
+            if !out.ends_with('\n') {
+                out.push('\n');
+            }
+            if resolved.starts_with('%') {
+                out.push_str("...\n");
+            } else if !resolved.starts_with("---") {
+                out.push_str("---\n");
+            }
+            out.push_str(resolved);
         }
-        // Joining files: a byte-order mark is only valid at the very start of the stream, and
-        // directives (`%YAML`) need the previous document ended with `...` rather than a `---`.
-        let resolved = resolved.strip_prefix('\u{feff}').unwrap_or(&resolved);
-        if !out.ends_with('\n') {
-            out.push('\n');
-        }
-        if resolved.starts_with('%') {
-            out.push_str("...\n");
-        } else if !resolved.starts_with("---") {
-            out.push_str("---\n");
-        }
-        out.push_str(resolved);
+        out
     }
-    Ok(out)
 }
 
 /// Drops documents the selector does not match (and empty ones), and non-matching items of

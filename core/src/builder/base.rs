@@ -15,7 +15,8 @@ use tokio::sync::{Mutex, OnceCell};
 use crate::error::{Error, Result};
 use crate::image::layer::{ByteStream, FileBlob, MountOrigin};
 use crate::image::{
-    BlobSource, Descriptor, Image, IndexManifest, Layer, Manifest, Platform, RawJson, media_type, static_base,
+    BlobSource, Descriptor, Image, IndexManifest, Layer, Manifest, Platform, RawJson, layout_blob_path, media_type,
+    static_base,
 };
 use crate::registry::RegistryClient;
 
@@ -240,7 +241,7 @@ struct LayoutSource {
 
 impl LayoutSource {
     fn blob_path(&self, digest: &str) -> Result<PathBuf> {
-        blob_path(&self.dir, digest)
+        layout_blob_path(&self.dir, digest)
     }
 
     async fn read_blob(&self, digest: &str) -> Result<RawJson> {
@@ -252,21 +253,6 @@ impl LayoutSource {
             return Err(Error::build(format!("{}: content does not match its digest {digest}", path.display())));
         }
         Ok(raw)
-    }
-}
-
-/// `dir/blobs/<alg>/<hex>` for `digest`, refusing digests that are not `alg:hex`.
-pub fn blob_path(dir: &Path, digest: &str) -> Result<PathBuf> {
-    match digest.split_once(':') {
-        Some((alg, hex))
-            if !alg.is_empty()
-                && alg.chars().all(|c| c.is_ascii_alphanumeric())
-                && !hex.is_empty()
-                && hex.chars().all(|c| c.is_ascii_hexdigit()) =>
-        {
-            Ok(dir.join("blobs").join(alg).join(hex))
-        }
-        _ => Err(Error::invalid(format!("invalid digest {digest:?}"))),
     }
 }
 
@@ -289,7 +275,7 @@ struct LayoutBlobs {
 #[async_trait]
 impl BlobSource for LayoutBlobs {
     async fn open(&self, digest: &str) -> Result<ByteStream> {
-        FileBlob { path: blob_path(&self.dir, digest)?, keep_alive: None }.open(digest).await
+        FileBlob { path: layout_blob_path(&self.dir, digest)?, keep_alive: None }.open(digest).await
     }
 }
 

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::env::Env;
 use crate::error::{Error, Result};
 
 /// Values a template can reference, by dotted path without the leading dot (`Env.HOME`, `Date`).
@@ -59,25 +60,18 @@ pub fn references(texts: &[String], prefix: &str) -> bool {
 }
 
 /// `.Git.*` for the repository holding `dir`, as upstream's `git.GetInfo` (empty values outside a
-/// repository or without tags).
-pub fn git_values(dir: &Path, data: &mut TemplateData) {
-    let git = |args: &[&str]| -> String {
-        std::process::Command::new("git")
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-            .unwrap_or_default()
+/// repository or without tags). `git` runs with the session's environment.
+pub async fn git_values(dir: &Path, env: &Env, data: &mut TemplateData) {
+    let git = |args: &'static [&'static str]| async move {
+        crate::process::stdout_of("git", args, dir, env).await.unwrap_or_default()
     };
-    let dirty = !git(&["status", "--porcelain"]).is_empty();
-    data.insert("Git.Branch", git(&["rev-parse", "--abbrev-ref", "HEAD"]));
-    data.insert("Git.Tag", git(&["describe", "--tags", "--abbrev=0"]));
-    data.insert("Git.ShortCommit", git(&["rev-parse", "--short", "HEAD"]));
-    data.insert("Git.FullCommit", git(&["rev-parse", "HEAD"]));
-    data.insert("Git.CommitDate", git(&["log", "-1", "--format=%cI"]));
-    data.insert("Git.CommitTimestamp", git(&["log", "-1", "--format=%ct"]));
+    let dirty = !git(&["status", "--porcelain"]).await.is_empty();
+    data.insert("Git.Branch", git(&["rev-parse", "--abbrev-ref", "HEAD"]).await);
+    data.insert("Git.Tag", git(&["describe", "--tags", "--abbrev=0"]).await);
+    data.insert("Git.ShortCommit", git(&["rev-parse", "--short", "HEAD"]).await);
+    data.insert("Git.FullCommit", git(&["rev-parse", "HEAD"]).await);
+    data.insert("Git.CommitDate", git(&["log", "-1", "--format=%cI"]).await);
+    data.insert("Git.CommitTimestamp", git(&["log", "-1", "--format=%ct"]).await);
     data.insert("Git.IsDirty", dirty.to_string());
     data.insert("Git.IsClean", (!dirty).to_string());
     data.insert("Git.TreeState", if dirty { "dirty" } else { "clean" });

@@ -1,32 +1,9 @@
-//! Building: the [`Builder`] trait (import path in, image or index out) and its Go
-//! implementation. Cross-cutting behaviour (job limits, caching) wraps a builder rather than
-//! living inside it, as upstream's `build.Caching`/`build.Limiter` do.
+//! Times as image configs carry them: RFC 3339 in UTC, as Go's `time.Time` marshals it.
 
-pub mod base;
-pub mod go;
-mod kodata;
-pub mod template;
-
-use async_trait::async_trait;
-
-use crate::error::Result;
-use crate::image::Artifact;
-
-pub use go::GoBuilder;
-
-/// Turns import paths into images.
-#[async_trait]
-pub trait Builder: Send + Sync {
-    /// Resolves what a user wrote (`./cmd/app`, `ko://example.com/app`, `.`) to a fully
-    /// qualified import path, checking that it names exactly one `main` package.
-    async fn qualify(&self, import_path: &str) -> Result<String>;
-
-    /// Builds a qualified import path into an image, or an index when several platforms are built.
-    async fn build(&self, import_path: &str) -> Result<Artifact>;
-
-    /// The import paths of every `main` package of the current module (for non-strict resolve).
-    async fn main_packages(&self) -> Result<Vec<String>>;
-}
+/// The last second RFC 3339 can write (9999-12-31T23:59:59Z); later times, and times before 1970,
+/// are refused where a user gives them (`SOURCE_DATE_EPOCH`), since registries and runtimes cannot
+/// parse them back.
+pub const LAST_RFC3339_SECOND: i64 = 253_402_300_799;
 
 /// RFC 3339 UTC for a Unix time, as Go's `time.Time` marshals it (`1970-01-01T00:00:00Z`).
 pub fn rfc3339(unix: i64) -> String {
@@ -55,5 +32,6 @@ mod tests {
         assert_eq!(super::rfc3339(0), "1970-01-01T00:00:00Z");
         assert_eq!(super::rfc3339(1_700_000_000), "2023-11-14T22:13:20Z");
         assert_eq!(super::rfc3339(951_782_400), "2000-02-29T00:00:00Z");
+        assert_eq!(super::rfc3339(super::LAST_RFC3339_SECOND), "9999-12-31T23:59:59Z");
     }
 }

@@ -1,0 +1,217 @@
+//! Assembling the image for one platform, as upstream's `buildOne`: the kodata layer and the
+//! binary layer appended to the base with their history entries, then the config edited
+//! (entrypoint, `PATH`, `KO_DATA_PATH`, labels, user, `created`) and the annotations set.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+
+use crate::blocking::{self, Checked};
+use crate::builder::kodata;
+use crate::config::BuildSettings;
+use crate::error::{Error, Result};
+use crate::events::{Event, Events, LayerRole};
+use crate::image::layer::FileBlob;
+use crate::image::mutate::{History, ImageBuilder};
+use crate::image::tar::{LayerDigests, LayerWriter};
+use crate::image::time::{ZERO_TIME, rfc3339};
+use crate::image::{Descriptor, Image, Index, IndexManifest, Layer, RawJson};
+
+pub const APP_DIR: &str = "/ko-app";
+
+/// A finished layer file, kept alive by the build's temporary directory.
+pub struct LayerFile {
+    pub digests: LayerDigests,
+    pub path: PathBuf,
+}
+
+/// Writes the kodata layer of the package in `package_dir` into `dir`.
+pub async fn kodata_layer(
+    package_dir: PathBuf,
+    allowed_root: PathBuf,
+    mtime: u64,
+    dir: &Path,
+    tmp: &Arc<tempfile::TempDir>,
+) -> Result<LayerFile> {
+    let path = dir.join("kodata.tar.gz");
+    let out = path.clone();
+    let keep_alive = tmp.clone();
+    let digests = blocking::run("kodata layer", move |abandoned| {
+        let _keep_alive = keep_alive;
+        kodata::write_layer(&package_dir, &allowed_root, mtime, &out, abandoned)
+    })
+    .await?;
+    Ok(LayerFile { digests, path })
+}
+
+/// Writes the binary layer (the `ko-app` directory, then the binary at `entry`, as upstream's
+/// `tarBinary`) for `binary` into `out`.
+pub async fn binary_layer(
+    binary: PathBuf,
+    entry: String,
+    out: PathBuf,
+    tmp: &Arc<tempfile::TempDir>,
+) -> Result<LayerFile> {
+    let keep_alive = tmp.clone();
+    let path = out.clone();
+    let digests = blocking::run("binary layer", move |abandoned| {
+        let _keep_alive = keep_alive;
+        let file =
+            std::fs::File::open(&binary).map_err(|e| Error::io(format!("cannot open {}", binary.display()), e))?;
+        let size = file.metadata().map_err(|e| Error::io(format!("cannot stat {}", binary.display()), e))?.len();
+        let mut w = LayerWriter::create(&out)?;
+        w.append_dir("ko-app", 0o555, 0)?;
+        w.append_file(&entry, 0o555, 0, size, Checked::new(file, abandoned))?;
+        w.finish().map(|(_, d)| d)
+    })
+    .await?;
+    Ok(LayerFile { digests, path })
+}
+
+/// What one platform's image is made of, besides its base.
+pub struct Parts<'a> {
+    pub import_path: &'a str,
+    pub platform: String,
+    pub app_path: &'a str,
+    pub kodata: &'a LayerFile,
+    pub binary: &'a LayerFile,
+    pub base_annotations: Vec<(&'static str, String)>,
+    pub tmp: &'a Arc<tempfile::TempDir>,
+}
+
+/// Appends ko's two layers to `builder` (the base), edits the config and annotations, and
+/// serialises the image.
+pub fn assemble(
+    mut builder: ImageBuilder,
+    parts: Parts<'_>,
+    settings: &BuildSettings,
+    events: &Events,
+) -> Result<Image> {
+    let layer_type = builder.layer_media_type();
+    let file_layer = |file: &LayerFile| Layer {
+        descriptor: Descriptor::new(layer_type, &file.digests.digest, file.digests.size),
+        diff_id: file.digests.diff_id.clone(),
+        source: Arc::new(FileBlob { path: file.path.clone(), keep_alive: Some(parts.tmp.clone()) }),
+    };
+    for (role, file) in [(LayerRole::Kodata, parts.kodata), (LayerRole::Binary, parts.binary)] {
+        events.emit(Event::LayerReady {
+            import_path: parts.import_path.into(),
+            platform: parts.platform.clone(),
+            layer: role,
+            digest: file.digests.digest.clone(),
+            diff_id: file.digests.diff_id.clone(),
+            size: file.digests.size,
+            cached: false,
+        });
+    }
+    let created_by = format!("ko build ko://{}", parts.import_path);
+    let time = |epoch: Option<i64>| epoch.map(rfc3339).unwrap_or_else(|| ZERO_TIME.to_string());
+    builder.append(
+        file_layer(parts.kodata),
+        History {
+            author: "ko".into(),
+            created: time(settings.kodata_epoch),
+            created_by: created_by.clone(),
+            comment: "kodata contents, at $KO_DATA_PATH".into(),
+        },
+    );
+    builder.append(
+        file_layer(parts.binary),
+        History {
+            author: "ko".into(),
+            created: time(settings.source_epoch),
+            created_by,
+            comment: format!("go build output, at {}", parts.app_path),
+        },
+    );
+    edit_config(&mut builder, parts.app_path, settings);
+    let annotations = builder.annotations();
+    for (k, v) in parts.base_annotations {
+        annotations.insert(k.to_string(), v);
+    }
+    for (k, v) in &settings.annotations {
+        annotations.insert(k.clone(), v.clone());
+    }
+    builder.build()
+}
+
+fn edit_config(builder: &mut ImageBuilder, app_path: &str, settings: &BuildSettings) {
+    let rc = builder.runtime_config();
+    rc.insert("Entrypoint".into(), json!([app_path]));
+    rc.remove("Cmd");
+    let mut env: Vec<String> = rc
+        .get("Env")
+        .and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    match env.iter_mut().find(|e| e.starts_with("PATH=")) {
+        Some(path) => path.push_str(&format!(":{APP_DIR}")),
+        None => env.push(format!("PATH={APP_DIR}")),
+    }
+    env.push(format!("KO_DATA_PATH={}", kodata::KODATA_ROOT));
+    rc.insert("Env".into(), json!(env));
+    if !settings.labels.is_empty() {
+        let labels = rc.entry("Labels").or_insert_with(|| json!({}));
+        if !labels.is_object() {
+            *labels = json!({});
+        }
+        let labels = labels.as_object_mut().expect("just made an object");
+        for (k, v) in &settings.labels {
+            labels.insert(k.clone(), json!(v));
+        }
+    }
+    if let Some(user) = &settings.user {
+        rc.insert("User".into(), json!(user));
+    }
+    let top = builder.config_file();
+    top.insert("author".into(), json!("github.com/ko-build/ko"));
+    if let Some(epoch) = settings.source_epoch {
+        top.insert("created".into(), json!(rfc3339(epoch)));
+    }
+}
+
+/// `/ko-app/<name>`: the import path's last element, or `ko-app` when it has none.
+pub fn app_filename(import_path: &str) -> String {
+    match import_path.trim_end_matches('/').rsplit('/').next() {
+        None | Some("") | Some(".") => "ko-app".to_string(),
+        Some(name) => name.to_string(),
+    }
+}
+
+/// An index of `children`, each entry copying platform, urls and annotations from its template.
+pub fn make_index(
+    media_type: &str,
+    children: Vec<(Descriptor, Image)>,
+    annotations: Vec<(String, String)>,
+) -> Result<Index> {
+    let mut manifests = Vec::with_capacity(children.len());
+    let mut images = Vec::with_capacity(children.len());
+    for (template, image) in children {
+        let mut d = image.descriptor();
+        d.platform = template.platform.clone().or_else(|| image.platform.clone());
+        d.urls = template.urls.clone();
+        d.annotations = template.annotations.clone();
+        manifests.push(d);
+        images.push(image);
+    }
+    let index = IndexManifest {
+        schema_version: 2,
+        media_type: Some(media_type.to_string()),
+        manifests,
+        annotations: (!annotations.is_empty()).then(|| annotations.into_iter().collect()),
+    };
+    Ok(Index { media_type: media_type.to_string(), manifest: RawJson::encode(&index)?, images })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn app_names_follow_upstream() {
+        assert_eq!(app_filename("example.com/app/cmd/server"), "server");
+        assert_eq!(app_filename("example.com/app"), "app");
+        assert_eq!(app_filename("."), "ko-app");
+    }
+}

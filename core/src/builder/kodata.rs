@@ -1,0 +1,196 @@
+//! The kodata layer: `<package dir>/kodata/**` shipped at `/var/run/ko/**` (`$KO_DATA_PATH`),
+//! laid out as upstream lays it out — the three parent directories, then every file (symlinks
+//! dereferenced, symlinked directories walked) in lexical walk order, each directory before its
+//! contents, all mode 0555, owned by root, with one fixed mtime.
+
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::blocking::{Abandoned, Checked};
+use crate::error::{Error, Result};
+use crate::image::tar::{LayerDigests, LayerWriter};
+
+/// Where kodata lives in the image.
+pub const KODATA_ROOT: &str = "/var/run/ko";
+
+/// Writes the kodata layer for the package in `package_dir` to `out`. Symlink targets must stay
+/// inside `allowed_root`. Stops early, with an error, once `abandoned` is raised.
+pub fn write_layer(
+    package_dir: &Path,
+    allowed_root: &Path,
+    mtime: u64,
+    out: &Path,
+    abandoned: &Abandoned,
+) -> Result<LayerDigests> {
+    let mut w = LayerWriter::create(out)?;
+    for dir in ["/var", "/var/run", KODATA_ROOT] {
+        w.append_dir(dir, 0o555, mtime)?;
+    }
+    let root = package_dir.join("kodata");
+    if root.exists() {
+        let allowed = allowed_root
+            .canonicalize()
+            .map_err(|e| Error::io(format!("cannot resolve {}", allowed_root.display()), e))?;
+        let mut walker = Walker { w: &mut w, allowed: &allowed, mtime, abandoned, ancestors: Vec::new() };
+        walker.walk(&root, KODATA_ROOT)?;
+    }
+    w.finish().map(|(_, d)| d)
+}
+
+struct Walker<'a, W: Write> {
+    w: &'a mut LayerWriter<W>,
+    allowed: &'a Path,
+    mtime: u64,
+    abandoned: &'a Abandoned,
+    /// Directories being walked, to catch symlink loops.
+    ancestors: Vec<PathBuf>,
+}
+
+impl<W: Write> Walker<'_, W> {
+    fn walk(&mut self, dir: &Path, chroot: &str) -> Result<()> {
+        let read_err = |e| Error::io(format!("cannot read kodata directory {}", dir.display()), e);
+        let mut entries: Vec<_> =
+            std::fs::read_dir(dir).map_err(read_err)?.collect::<std::io::Result<_>>().map_err(read_err)?;
+        // filepath.Walk order: lexical by name.
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            self.abandoned.check().map_err(|e| Error::io("kodata", e))?;
+            let host_path = entry.path();
+            let name = entry.file_name();
+            let name = name
+                .to_str()
+                .ok_or_else(|| Error::build(format!("kodata file name {} is not valid UTF-8", host_path.display())))?;
+            let image_path = format!("{chroot}/{name}");
+            let file_type = entry.file_type().map_err(read_err)?;
+            if file_type.is_dir() {
+                self.w.append_dir(&image_path, 0o555, self.mtime)?;
+                self.walk(&host_path, &image_path)?;
+                continue;
+            }
+            let target = host_path
+                .canonicalize()
+                .map_err(|e| Error::io(format!("kodata: cannot resolve {}", host_path.display()), e))?;
+            if !target.starts_with(self.allowed) {
+                return Err(Error::build(format!(
+                    "kodata: {} points to {}, outside {}; symlinks in kodata must stay inside the repository (set KO_DATA_PATH_ALLOWED_ROOT to widen this)",
+                    host_path.display(),
+                    target.display(),
+                    self.allowed.display()
+                )));
+            }
+            let meta = std::fs::metadata(&target)
+                .map_err(|e| Error::io(format!("kodata: cannot stat {}", target.display()), e))?;
+            if meta.is_dir() {
+                if self.ancestors.contains(&target) {
+                    return Err(Error::build(format!("kodata: symlink loop at {}", host_path.display())));
+                }
+                self.w.append_dir(&image_path, 0o555, self.mtime)?;
+                self.ancestors.push(target.clone());
+                self.walk(&target, &image_path)?;
+                self.ancestors.pop();
+                continue;
+            }
+            // A FIFO, socket or device would block or never end: only regular files are data.
+            if !meta.is_file() {
+                return Err(Error::build(format!(
+                    "kodata: {} is not a regular file, a directory or a symlink to one; remove it from kodata",
+                    host_path.display()
+                )));
+            }
+            let file = File::open(&target).map_err(|e| Error::io(format!("cannot open {}", target.display()), e))?;
+            self.w.append_file(&image_path, 0o555, self.mtime, meta.len(), Checked::new(file, self.abandoned))?;
+        }
+        Ok(())
+    }
+}
+
+/// The boundary for kodata symlink targets: `override_root` (`KO_DATA_PATH_ALLOWED_ROOT`), else
+/// the enclosing git repository, else the Go module, else the package itself.
+pub fn allowed_root(package_dir: &Path, module_dir: Option<&Path>, override_root: Option<&Path>) -> PathBuf {
+    if let Some(root) = override_root {
+        return root.to_path_buf();
+    }
+    package_dir.ancestors().find(|d| d.join(".git").exists()).or(module_dir).unwrap_or(package_dir).to_path_buf()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    fn entries(layer: &Path) -> Vec<(String, u32, u64, String)> {
+        let gz = std::fs::read(layer).unwrap();
+        let mut tar = Vec::new();
+        flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut tar).unwrap();
+        let mut a = ::tar::Archive::new(&tar[..]);
+        a.entries()
+            .unwrap()
+            .map(|e| {
+                let mut e = e.unwrap();
+                let h = e.header().clone();
+                let mut body = String::new();
+                e.read_to_string(&mut body).unwrap();
+                (String::from_utf8(h.path_bytes().to_vec()).unwrap(), h.mode().unwrap(), h.mtime().unwrap(), body)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn lays_out_kodata_like_upstream() {
+        let t = tempfile::tempdir().unwrap();
+        let pkg = t.path().join("cmd/app");
+        std::fs::create_dir_all(pkg.join("kodata/b/c")).unwrap();
+        std::fs::write(pkg.join("kodata/b/c/deep.txt"), "deep").unwrap();
+        std::fs::write(pkg.join("kodata/a.txt"), "a").unwrap();
+        std::fs::write(t.path().join("README"), "readme").unwrap();
+        std::os::unix::fs::symlink("../../../README", pkg.join("kodata/link")).unwrap();
+        let out = t.path().join("layer");
+        write_layer(&pkg, t.path(), 42, &out, &Abandoned::default()).unwrap();
+        let got = entries(&out);
+        let names: Vec<_> = got.iter().map(|e| e.0.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "/var",
+                "/var/run",
+                "/var/run/ko",
+                "/var/run/ko/a.txt",
+                "/var/run/ko/b",
+                "/var/run/ko/b/c",
+                "/var/run/ko/b/c/deep.txt",
+                "/var/run/ko/link"
+            ]
+        );
+        assert!(got.iter().all(|e| e.1 == 0o555 && e.2 == 42));
+        assert_eq!(got[7].3, "readme");
+    }
+
+    #[test]
+    fn refuses_symlinks_leaving_the_root() {
+        let t = tempfile::tempdir().unwrap();
+        let pkg = t.path().join("app");
+        std::fs::create_dir_all(pkg.join("kodata")).unwrap();
+        std::os::unix::fs::symlink("/etc/hostname", pkg.join("kodata/escape")).unwrap();
+        let err = write_layer(&pkg, &pkg, 0, &t.path().join("layer"), &Abandoned::default()).unwrap_err();
+        assert!(err.to_string().contains("outside"), "{err}");
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_file_or_directory() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("kodata")).unwrap();
+        let fifo = t.path().join("kodata/pipe");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        let err = write_layer(t.path(), t.path(), 0, &t.path().join("layer"), &Abandoned::default()).unwrap_err();
+        assert!(err.to_string().contains("kodata/pipe is not a regular file"), "{err}");
+    }
+
+    #[test]
+    fn missing_kodata_still_makes_the_directories() {
+        let t = tempfile::tempdir().unwrap();
+        let out = t.path().join("layer");
+        write_layer(t.path(), t.path(), 0, &out, &Abandoned::default()).unwrap();
+        assert_eq!(entries(&out).len(), 3);
+    }
+}

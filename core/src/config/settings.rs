@@ -1,0 +1,344 @@
+//! The effective settings of a session: [`Options`] with every default applied, every comma list
+//! split, every `key=value` parsed and every check done, read against `.ko.yaml` and the
+//! session's environment. Front ends and tests call [`Settings::resolve`] to see exactly what a
+//! session would do; nothing here touches the network or runs `go`.
+
+use std::path::PathBuf;
+
+use super::{FrontEnd, KoConfig, KubectlOutput, Options};
+use crate::env::Env;
+use crate::error::{Error, Result};
+use crate::image::platform::{Platform, PlatformSelection};
+use crate::image::time::LAST_RFC3339_SECOND;
+use crate::name::{Destination, Naming, Repository};
+
+/// What shapes a build.
+#[derive(Debug, Clone)]
+pub struct BuildSettings {
+    /// The `go` binary (`KO_GO_PATH`, else `go` on the session's `PATH`).
+    pub go: String,
+    /// A base for every import path, overriding `.ko.yaml`.
+    pub base_image: Option<String>,
+    pub platforms: PlatformSelection,
+    pub ldflags: Vec<String>,
+    pub disable_optimizations: bool,
+    pub labels: Vec<(String, String)>,
+    pub annotations: Vec<(String, String)>,
+    pub user: Option<String>,
+    /// `KO_DATA_DATE_EPOCH`: mtime of kodata entries.
+    pub kodata_epoch: Option<i64>,
+    /// `SOURCE_DATE_EPOCH`: config `created`.
+    pub source_epoch: Option<i64>,
+    /// `KO_DATA_PATH_ALLOWED_ROOT`: the boundary for kodata symlinks.
+    pub kodata_allowed_root: Option<PathBuf>,
+    /// Concurrent `go build`s (at least 1).
+    pub jobs: usize,
+}
+
+/// Where images go.
+#[derive(Debug, Clone)]
+pub struct PublishSettings {
+    pub destination: Destination,
+    /// Push to the registry.
+    pub push: bool,
+    pub insecure_registry: bool,
+    pub oci_layout_path: Option<PathBuf>,
+    pub tarball: Option<PathBuf>,
+    pub image_refs: Option<PathBuf>,
+}
+
+/// Everything a session runs with.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub front_end: FrontEnd,
+    pub env: Env,
+    /// Absolute.
+    pub working_dir: PathBuf,
+    /// The `.ko.yaml` in effect (with `KO_DEFAULTBASEIMAGE`/`KO_DEFAULTPLATFORMS` applied).
+    pub config: KoConfig,
+    pub build: BuildSettings,
+    pub publish: PublishSettings,
+    pub kubectl_output: KubectlOutput,
+}
+
+impl Settings {
+    /// The settings `opts` give: the environment from `opts.env` (else the process's, now),
+    /// `.ko.yaml`, defaults, and validation, with messages naming options as `opts.front_end`
+    /// spells them.
+    pub fn resolve(opts: &Options) -> Result<Settings> {
+        let env = match &opts.env {
+            Some(map) => Env::from_map(map.clone()),
+            None => Env::from_process(),
+        };
+        let front = opts.front_end;
+        let name = |field: &str| front.option(field);
+        let cwd = std::env::current_dir().map_err(|e| Error::io("cannot read the current directory", e))?;
+        let working_dir = match &opts.working_dir {
+            Some(d) => cwd.join(d),
+            None => cwd,
+        };
+        let config = KoConfig::load(opts.config_path.as_deref(), &working_dir, &env, &name("config_path"))?;
+        if let Some(sbom) = &opts.sbom
+            && sbom != "none"
+        {
+            return Err(Error::unsupported(format!(
+                "{}{sbom}: SBOM generation is not supported by this version of ko; use {}none",
+                sbom_prefix(front),
+                sbom_prefix(front)
+            )));
+        }
+        let jobs = match opts.jobs {
+            0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            n => n,
+        };
+        let build = BuildSettings {
+            go: env.get("KO_GO_PATH").unwrap_or_else(|| "go".into()),
+            base_image: opts.base_image.clone(),
+            platforms: platforms(opts, &config, &env, &name("platforms"))?,
+            ldflags: opts.ldflags.clone(),
+            disable_optimizations: opts.disable_optimizations,
+            labels: parse_pairs(&opts.image_labels, &name("image_labels"))?,
+            annotations: parse_pairs(&opts.image_annotations, &name("image_annotations"))?,
+            user: opts.image_user.clone(),
+            kodata_epoch: epoch(&env, "KO_DATA_DATE_EPOCH")?,
+            source_epoch: epoch(&env, "SOURCE_DATE_EPOCH")?,
+            kodata_allowed_root: env.path("KO_DATA_PATH_ALLOWED_ROOT"),
+            jobs,
+        };
+        let publish = publish_settings(opts, &env, &working_dir, front)?;
+        Ok(Settings { front_end: front, env, working_dir, config, build, publish, kubectl_output: opts.kubectl_output })
+    }
+
+    /// How this session's user spells the option `field`.
+    pub fn option(&self, field: &str) -> String {
+        self.front_end.option(field)
+    }
+}
+
+fn sbom_prefix(front: FrontEnd) -> String {
+    match front {
+        FrontEnd::Cli => "--sbom=".into(),
+        other => format!("{} ", other.option("sbom")),
+    }
+}
+
+/// Splits comma lists, trims, drops empty entries.
+fn comma_list(values: &[String]) -> Vec<String> {
+    values.iter().flat_map(|v| v.split(',')).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
+}
+
+/// `key=value` pairs, several to an entry when separated by commas. A comma-separated piece
+/// without `=` continues the previous value (`team=a,b` is `team` = `a,b`), as pflag's
+/// `StringToString` reads `--image-label`.
+pub fn parse_pairs(values: &[String], option: &str) -> Result<Vec<(String, String)>> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for value in values {
+        for piece in value.split(',') {
+            match piece.split_once('=') {
+                Some((k, v)) if !k.trim().is_empty() => out.push((k.trim().to_string(), v.to_string())),
+                None if !out.is_empty() => {
+                    let last = out.last_mut().expect("not empty");
+                    last.1.push(',');
+                    last.1.push_str(piece);
+                }
+                _ => {
+                    return Err(Error::invalid(format!("{option} {value:?}: expected key=value (e.g. team=web)")));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A Unix time from `var`, within what RFC 3339 can write.
+fn epoch(env: &Env, var: &str) -> Result<Option<i64>> {
+    let Some(v) = env.get(var) else { return Ok(None) };
+    match v.trim().parse::<i64>() {
+        Ok(secs) if (0..=LAST_RFC3339_SECOND).contains(&secs) => Ok(Some(secs)),
+        _ => Err(Error::config(format!(
+            "{var}={v:?} is not a number of seconds since 1970 between 0 and {LAST_RFC3339_SECOND} (9999-12-31T23:59:59Z)"
+        ))),
+    }
+}
+
+/// The platforms to build: `platforms`, else `defaultPlatforms`, else `GOOS/GOARCH[/vGOARM]`,
+/// else linux/amd64; and, as upstream, an error when an explicit list meets GOOS/GOARCH/GOARM.
+fn platforms(opts: &Options, config: &KoConfig, env: &Env, option: &str) -> Result<PlatformSelection> {
+    let given = comma_list(&opts.platforms);
+    let explicit = if !given.is_empty() { given } else { config.default_platforms.clone() };
+    let env_set: Vec<&str> = ["GOOS", "GOARCH", "GOARM"].into_iter().filter(|v| env.get(v).is_some()).collect();
+    if !explicit.is_empty() {
+        if !env_set.is_empty() {
+            return Err(Error::config(format!(
+                "cannot use {option} or defaultPlatforms while {} is set in the environment; unset it or drop the platform list",
+                env_set.join("/")
+            )));
+        }
+        return PlatformSelection::parse(&explicit).map_err(|e| e.context(option));
+    }
+    match (env.get("GOOS"), env.get("GOARCH")) {
+        (Some(os), Some(arch)) => {
+            let variant = env.get("GOARM").map(|v| format!("v{v}"));
+            Ok(PlatformSelection::Only(vec![Platform::new(&os, &arch, variant.as_deref())]))
+        }
+        _ => Ok(PlatformSelection::Only(vec![Platform::new("linux", "amd64", None)])),
+    }
+}
+
+fn publish_settings(
+    opts: &Options,
+    env: &Env,
+    working_dir: &std::path::Path,
+    front: FrontEnd,
+) -> Result<PublishSettings> {
+    let name = |field: &str| front.option(field);
+    let push = opts.push.unwrap_or(true);
+    let repo_text = opts.docker_repo.clone().or_else(|| env.get("KO_DOCKER_REPO"));
+    if opts.local || repo_text.as_deref().is_some_and(|r| r.starts_with("ko.local") || r.starts_with("kind.local")) {
+        return Err(Error::unsupported(format!(
+            "publishing to the Docker daemon or kind ({}, ko.local, kind.local) is not supported by this version of ko yet; publish to a registry, {} or {}",
+            name("local"),
+            name("oci_layout_path"),
+            name("tarball")
+        )));
+    }
+    let repository = match repo_text {
+        Some(r) => Repository::parse(&r).map_err(|e| e.context(name("docker_repo")))?,
+        None if push => {
+            return Err(Error::config(format!(
+                "KO_DOCKER_REPO is not set: set it (or {}) to the repository to publish to (e.g. ghcr.io/you), or build without pushing ({})",
+                name("docker_repo"),
+                match front {
+                    FrontEnd::Cli => "--push=false".to_string(),
+                    other => format!("{} false", other.option("push")),
+                }
+            )));
+        }
+        None => Repository { registry: "ko.local".into(), path: String::new() },
+    };
+    let mut tags: Vec<String> = Vec::new();
+    for t in comma_list(&opts.tags) {
+        crate::name::validate_tag(&t).map_err(|e| e.context(name("tags")))?;
+        if !tags.contains(&t) {
+            tags.push(t);
+        }
+    }
+    if tags.is_empty() {
+        tags.push("latest".into());
+    }
+    if opts.tag_only && (tags.len() != 1 || tags[0] == "latest") {
+        return Err(Error::invalid(format!(
+            "{} needs exactly one tag, other than latest (set {} to e.g. v1.2.3)",
+            name("tag_only"),
+            name("tags")
+        )));
+    }
+    if opts.bare && opts.base_import_paths {
+        tracing::warn!(
+            "{} and {} both given; {} wins",
+            name("bare"),
+            name("base_import_paths"),
+            name("base_import_paths")
+        );
+    }
+    let naming = if opts.preserve_import_paths {
+        Naming::PreserveImportPaths
+    } else if opts.base_import_paths {
+        Naming::BaseImportPaths
+    } else if opts.bare {
+        Naming::Bare
+    } else {
+        Naming::Md5
+    };
+    let absolute = |p: &Option<PathBuf>| p.as_ref().map(|p| working_dir.join(p));
+    Ok(PublishSettings {
+        destination: Destination { repository, naming, tags, tag_only: opts.tag_only },
+        push,
+        insecure_registry: opts.insecure_registry,
+        oci_layout_path: absolute(&opts.oci_layout_path),
+        tarball: absolute(&opts.tarball),
+        image_refs: absolute(&opts.image_refs),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(env: &[(&str, &str)]) -> Options {
+        let dir = std::env::temp_dir();
+        Options {
+            env: Some(env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+            working_dir: Some(dir),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn effective_settings_ignore_the_process_environment() {
+        // Whatever this process has (the test runner may set KO_DOCKER_REPO or GOOS), the map wins.
+        let s = Settings::resolve(&Options { push: Some(false), ..opts(&[]) }).unwrap();
+        assert_eq!(s.publish.destination.repository.registry, "ko.local");
+        assert_eq!(s.build.go, "go");
+        assert_eq!(s.build.platforms, PlatformSelection::Only(vec![Platform::new("linux", "amd64", None)]));
+        let s = Settings::resolve(&opts(&[
+            ("KO_DOCKER_REPO", "reg.example/team"),
+            ("KO_GO_PATH", "/opt/go/bin/go"),
+            ("GOOS", "linux"),
+            ("GOARCH", "arm"),
+            ("GOARM", "7"),
+            ("SOURCE_DATE_EPOCH", "1700000000"),
+        ]))
+        .unwrap();
+        assert_eq!(s.publish.destination.repository.to_string(), "reg.example/team");
+        assert_eq!(s.build.go, "/opt/go/bin/go");
+        assert_eq!(s.build.platforms, PlatformSelection::Only(vec![Platform::new("linux", "arm", Some("v7"))]));
+        assert_eq!(s.build.source_epoch, Some(1_700_000_000));
+        assert_eq!(s.env.get("GOOS").as_deref(), Some("linux"));
+    }
+
+    #[test]
+    fn lists_and_pairs_are_split_in_the_core() {
+        let o = Options {
+            tags: vec!["v1,v2".into(), "v1".into()],
+            platforms: vec!["linux/amd64, linux/arm64".into()],
+            image_labels: vec!["a=1,b=2".into(), "team=x,y".into()],
+            ..opts(&[("KO_DOCKER_REPO", "reg.example/t")])
+        };
+        let s = Settings::resolve(&o).unwrap();
+        assert_eq!(s.publish.destination.tags, ["v1", "v2"]);
+        assert_eq!(
+            s.build.platforms,
+            PlatformSelection::Only(vec![Platform::new("linux", "amd64", None), Platform::new("linux", "arm64", None)])
+        );
+        let want: Vec<(String, String)> =
+            [("a", "1"), ("b", "2"), ("team", "x,y")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        assert_eq!(s.build.labels, want);
+    }
+
+    #[test]
+    fn messages_name_options_as_the_front_end_spells_them() {
+        let base = Options { tag_only: true, ..opts(&[("KO_DOCKER_REPO", "reg.example/t")]) };
+        let cli = Settings::resolve(&Options { front_end: FrontEnd::Cli, ..base.clone() }).unwrap_err();
+        assert!(cli.to_string().starts_with("--tag-only needs exactly one tag"), "{cli}");
+        let py = Settings::resolve(&Options { front_end: FrontEnd::Python, ..base.clone() }).unwrap_err();
+        assert!(py.to_string().starts_with("tag_only= needs exactly one tag"), "{py}");
+        let node = Settings::resolve(&Options { front_end: FrontEnd::Node, ..base }).unwrap_err();
+        assert!(node.to_string().starts_with("tagOnly needs"), "{node}");
+        let bad = Options { image_labels: vec!["novalue".into()], front_end: FrontEnd::Python, ..opts(&[]) };
+        let e = Settings::resolve(&Options { push: Some(false), ..bad }).unwrap_err().to_string();
+        assert!(e.starts_with("image_labels= \"novalue\": expected key=value"), "{e}");
+    }
+
+    #[test]
+    fn not_supported_paths_are_unsupported() {
+        let o = Options { sbom: Some("spdx".into()), push: Some(false), ..opts(&[]) };
+        assert_eq!(Settings::resolve(&o).unwrap_err().kind(), crate::ErrorKind::Unsupported);
+        let o = Options { local: true, ..opts(&[]) };
+        assert_eq!(Settings::resolve(&o).unwrap_err().kind(), crate::ErrorKind::Unsupported);
+        let o = opts(&[("KO_DOCKER_REPO", "kind.local")]);
+        assert_eq!(Settings::resolve(&o).unwrap_err().kind(), crate::ErrorKind::Unsupported);
+        let o = opts(&[]);
+        assert_eq!(Settings::resolve(&o).unwrap_err().kind(), crate::ErrorKind::Config, "no KO_DOCKER_REPO");
+    }
+}

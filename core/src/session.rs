@@ -1,0 +1,311 @@
+//! [`Session`]: the handle every front end keeps. Made once from [`Options`], it wires a builder
+//! and a publisher and keeps, for every call made on it, what is worth keeping: registry tokens
+//! and pings, resolved base images, `go list` results (until the package's files change), and
+//! which blobs it already placed in which repository. Calls may run concurrently on one session,
+//! from any thread. Sinks written at the end (`--tarball`, `--image-refs`) are written once, by
+//! [`Session::finish`].
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use futures::future::try_join_all;
+use serde::Serialize;
+
+use crate::builder::base::BaseResolver;
+use crate::builder::{Builder, GoBuilder};
+use crate::cancel::CancelToken;
+use crate::config::{Options, Settings};
+use crate::error::{Error, Result};
+use crate::events::{Event, EventSink, Events};
+use crate::image::Artifact;
+use crate::kubectl;
+use crate::publish::{LayoutPublisher, MultiPublisher, NopPublisher, Publisher, RegistryPublisher, TarballPublisher};
+use crate::registry::RegistryClient;
+use crate::resolve::{Input, Plan, ResolveOptions, read_inputs};
+
+/// One published import path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Published {
+    /// The fully qualified import path that was built.
+    pub import_path: String,
+    /// The reference to use it by (`repo@sha256:…`, `repo:tag@sha256:…`, or `repo:tag`).
+    pub reference: String,
+    /// For a multi-platform index, each child image's reference by digest.
+    pub children: Vec<String>,
+}
+
+/// How `apply`/`create` hand resolved YAML to kubectl.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KubectlVerb {
+    Apply,
+    Create,
+}
+
+impl KubectlVerb {
+    fn as_str(self) -> &'static str {
+        match self {
+            KubectlVerb::Apply => "apply",
+            KubectlVerb::Create => "create",
+        }
+    }
+}
+
+/// A configured engine: builder, publisher, caches and event sink. Thread-safe; share it behind
+/// an `Arc` to call it from several tasks or threads at once.
+pub struct Session {
+    settings: Arc<Settings>,
+    builder: Arc<dyn Builder>,
+    publisher: Arc<dyn Publisher>,
+    events: Events,
+    /// Everything published so far, in order, for `--image-refs`.
+    published: Mutex<Vec<Published>>,
+    finished: AtomicBool,
+}
+
+impl Session {
+    /// Reads the environment (`opts.env`, else the process's, now) and `.ko.yaml`, validates
+    /// `opts` and wires builder and publisher. Touches neither the network nor `go`.
+    pub fn new(opts: Options) -> Result<Session> {
+        let settings = Arc::new(Settings::resolve(&opts)?);
+        let events = Events::default();
+        let registry = Arc::new(RegistryClient::new(settings.publish.insecure_registry, &settings.env));
+        let bases = Arc::new(BaseResolver::new(registry.clone(), settings.working_dir.clone()));
+        let builder: Arc<dyn Builder> = Arc::new(GoBuilder::new(settings.clone(), bases, events.clone()));
+        let publisher = make_publisher(&settings, registry, &events);
+        Ok(Session::from_parts(settings, builder, publisher, events))
+    }
+
+    /// A session over a given builder and publisher (fixed ones in tests of `resolve`).
+    pub fn from_parts(
+        settings: Arc<Settings>,
+        builder: Arc<dyn Builder>,
+        publisher: Arc<dyn Publisher>,
+        events: Events,
+    ) -> Session {
+        Session { settings, builder, publisher, events, published: Mutex::default(), finished: AtomicBool::new(false) }
+    }
+
+    /// This session, delivering its events to `sink` (from any thread).
+    pub fn with_events(self, sink: EventSink) -> Session {
+        self.events.set_sink(sink);
+        self
+    }
+
+    /// Delivers this session's events to `sink` from now on (for a session already shared).
+    pub fn set_event_sink(&self, sink: EventSink) {
+        self.events.set_sink(sink);
+    }
+
+    /// The effective settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.finished.load(Ordering::SeqCst) {
+            return Err(Error::invalid("this ko session has finished; make a new one"));
+        }
+        Ok(())
+    }
+
+    /// Builds and publishes each import path once (concurrently), returning one result per
+    /// argument, in argument order. With no arguments, builds `.`.
+    pub async fn build(&self, import_paths: &[&str], cancel: &CancelToken) -> Result<Vec<Published>> {
+        cancel
+            .run(async {
+                self.check_open()?;
+                let args: Vec<&str> = if import_paths.is_empty() { vec!["."] } else { import_paths.to_vec() };
+                let qualified = try_join_all(args.iter().map(|a| self.builder.qualify(a))).await?;
+                self.publish_all(&qualified).await
+            })
+            .await
+    }
+
+    /// Builds and publishes qualified import paths, each once; one result per entry, in order.
+    async fn publish_all(&self, qualified: &[String]) -> Result<Vec<Published>> {
+        let mut unique: Vec<&String> = Vec::new();
+        for q in qualified {
+            if !unique.contains(&q) {
+                unique.push(q);
+            }
+        }
+        let results = try_join_all(unique.iter().map(|ip| self.build_one(ip))).await?;
+        self.published.lock().unwrap_or_else(|p| p.into_inner()).extend(results.iter().cloned());
+        let by_path: HashMap<&str, &Published> = results.iter().map(|p| (p.import_path.as_str(), p)).collect();
+        Ok(qualified.iter().map(|q| by_path[q.as_str()].clone()).collect())
+    }
+
+    async fn build_one(&self, import_path: &str) -> Result<Published> {
+        let artifact = self.builder.build(import_path).await?;
+        let reference = self.publisher.publish(&artifact, import_path).await?;
+        let name = reference.split('@').next().unwrap_or(&reference);
+        let name = match name.rsplit_once(':') {
+            Some((n, tag)) if !tag.contains('/') => n,
+            _ => name,
+        };
+        let children = match &artifact {
+            Artifact::Index(index) => index.images.iter().map(|i| format!("{name}@{}", i.manifest.digest)).collect(),
+            Artifact::Image(_) => Vec::new(),
+        };
+        self.events.emit(Event::Published { import_path: import_path.into(), reference: reference.clone() });
+        Ok(Published { import_path: import_path.to_string(), reference, children })
+    }
+
+    /// Resolves the YAML in `paths` (files, directories; `-` is `ro.stdin`) as `ko resolve` does.
+    pub async fn resolve_files(&self, paths: &[PathBuf], ro: &ResolveOptions, cancel: &CancelToken) -> Result<String> {
+        cancel
+            .run(async {
+                self.check_open()?;
+                let inputs = read_inputs(paths, ro.recursive, &self.settings.working_dir, ro.stdin.as_deref())?;
+                self.resolve_inputs(inputs, ro).await
+            })
+            .await
+    }
+
+    /// Resolves one YAML text (named `-` in messages).
+    pub async fn resolve_str(&self, yaml: &str, ro: &ResolveOptions, cancel: &CancelToken) -> Result<String> {
+        cancel
+            .run(async {
+                self.check_open()?;
+                self.resolve_inputs(vec![Input { name: "-".into(), text: yaml.to_string() }], ro).await
+            })
+            .await
+    }
+
+    pub(crate) async fn resolve_inputs(&self, inputs: Vec<Input>, ro: &ResolveOptions) -> Result<String> {
+        let strict = ro.strict && self.settings.config.strict.unwrap_or(true);
+        let mains: Option<HashSet<String>> =
+            if strict { None } else { Some(self.builder.main_packages().await?.into_iter().collect()) };
+        let plan = Plan::new(inputs, ro.selector.as_deref(), mains.as_ref())?;
+        let paths = plan.import_paths();
+        let qualified = try_join_all(
+            paths.iter().map(|(ip, at)| async move { self.builder.qualify(ip).await.map_err(|e| e.context(at)) }),
+        )
+        .await?;
+        let published = if qualified.is_empty() { Vec::new() } else { self.publish_all(&qualified).await? };
+        let by_path: HashMap<&str, &str> =
+            paths.iter().zip(&published).map(|((ip, _), p)| (ip.as_str(), p.reference.as_str())).collect();
+        let done = |name: &str, references: usize| {
+            self.events.emit(Event::ResolveFileDone { name: name.to_string(), references });
+        };
+        Ok(plan.render(&|ip| by_path[ip].to_string(), &done))
+    }
+
+    /// Resolves `paths`, then runs `kubectl apply|create -f - kubectl_args…` with the result on
+    /// its standard input. Nothing reaches kubectl when any build or publish fails.
+    pub async fn apply(
+        &self,
+        verb: KubectlVerb,
+        paths: &[PathBuf],
+        ro: &ResolveOptions,
+        kubectl_args: &[String],
+        cancel: &CancelToken,
+    ) -> Result<()> {
+        cancel
+            .run(async {
+                self.check_open()?;
+                kubectl::find(&self.settings.env)?;
+                let inputs = read_inputs(paths, ro.recursive, &self.settings.working_dir, ro.stdin.as_deref())?;
+                let yaml = self.resolve_inputs(inputs, ro).await?;
+                let mut args = vec![verb.as_str().to_string(), "-f".into(), "-".into()];
+                args.extend(kubectl_args.iter().cloned());
+                self.kubectl(&args, Some(yaml)).await
+            })
+            .await
+    }
+
+    /// `kubectl delete kubectl_args…`, as upstream's passthrough.
+    pub async fn delete(&self, kubectl_args: &[String], cancel: &CancelToken) -> Result<()> {
+        cancel
+            .run(async {
+                self.check_open()?;
+                let mut args = vec!["delete".to_string()];
+                args.extend(kubectl_args.iter().cloned());
+                self.kubectl(&args, None).await
+            })
+            .await
+    }
+
+    /// Builds and publishes `import_path`, then runs it in the cluster as upstream's `ko run`:
+    /// `kubectl run <image name> --image=<ref> --restart=Never --rm --attach kubectl_args…`.
+    pub async fn run(&self, import_path: &str, kubectl_args: &[String], cancel: &CancelToken) -> Result<()> {
+        cancel
+            .run(async {
+                self.check_open()?;
+                kubectl::find(&self.settings.env)?;
+                let qualified = self.builder.qualify(import_path).await?;
+                let published = self.publish_all(&[qualified]).await?.remove(0);
+                // The pod is named after the image: the repository's last element, without tag or digest.
+                let repository = published.reference.split('@').next().unwrap_or_default();
+                let last = repository.rsplit('/').next().unwrap_or(repository);
+                let name = last.split(':').next().unwrap_or(last).to_string();
+                let mut args = vec![
+                    "run".to_string(),
+                    name,
+                    format!("--image={}", published.reference),
+                    "--restart=Never".into(),
+                    "--rm".into(),
+                    "--attach".into(),
+                    "--log-flush-frequency=1s".into(),
+                ];
+                args.extend(kubectl_args.iter().cloned());
+                self.kubectl(&args, None).await
+            })
+            .await
+    }
+
+    async fn kubectl(&self, args: &[String], stdin: Option<String>) -> Result<()> {
+        kubectl::run(args, stdin, &self.settings.env, self.settings.kubectl_output, &self.events).await
+    }
+
+    /// Writes what is written at the end: the `tarball` (every image this session published) and
+    /// the `image_refs` file (every reference, and each index's children). Later calls on this
+    /// session fail; a second `finish` does nothing.
+    pub async fn finish(&self) -> Result<()> {
+        if self.finished.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        self.publisher.close().await?;
+        if let Some(path) = &self.settings.publish.image_refs {
+            let mut text = String::new();
+            let mut seen = HashSet::new();
+            for p in self.published.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+                if !seen.insert(p.reference.clone()) {
+                    continue;
+                }
+                for line in std::iter::once(&p.reference).chain(&p.children) {
+                    text.push_str(line);
+                    text.push('\n');
+                }
+            }
+            let option = self.settings.option("image_refs");
+            tokio::fs::write(path, text)
+                .await
+                .map_err(|e| Error::io(format!("cannot write {option} {}", path.display()), e))?;
+        }
+        Ok(())
+    }
+}
+
+fn make_publisher(settings: &Settings, registry: Arc<RegistryClient>, events: &Events) -> Arc<dyn Publisher> {
+    let publish = &settings.publish;
+    let destination = publish.destination.clone();
+    let mut sinks: Vec<Arc<dyn Publisher>> = Vec::new();
+    if let Some(dir) = &publish.oci_layout_path {
+        sinks.push(Arc::new(LayoutPublisher::new(dir.clone())));
+    }
+    if let Some(file) = &publish.tarball {
+        sinks.push(Arc::new(TarballPublisher::new(file.clone(), destination.clone())));
+    }
+    if publish.push {
+        sinks.push(Arc::new(RegistryPublisher::new(registry, destination.clone(), events.clone())));
+    }
+    match sinks.len() {
+        0 => Arc::new(NopPublisher { destination }),
+        1 => sinks.remove(0),
+        _ => Arc::new(MultiPublisher { publishers: sinks }),
+    }
+}
