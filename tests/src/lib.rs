@@ -1,10 +1,11 @@
 //! Harness for ko's integration tests.
 //!
-//! Every test runs the real `ko` binary (built by `cargo build -p ko-cli`)
-//! against a private `docker-registry` (distribution 2.8) on loopback and
-//! checks the result with independent tools: skopeo, umoci, Go's
-//! `archive/tar` (the `gotar` helper) and the tar/gzip readers here. Nothing
-//! in this crate uses ko's own code.
+//! Every test runs the real `ko` binary (built by `cargo build -p ko-cli`), or
+//! for the engine tests (`tests/engine.rs`) a `ko_core::Session`, against a
+//! private `docker-registry` (distribution 2.8) on loopback and checks the
+//! result with independent tools: skopeo, umoci, Go's `archive/tar` (the
+//! `gotar` helper) and the tar/gzip readers here. This harness itself uses
+//! none of ko's code.
 //!
 //! Missing tools are a hard failure with a clear message, never a skip.
 
@@ -129,22 +130,71 @@ const SCRUBBED_ENV: &[&str] = &[
     "RUST_LOG",
 ];
 
-/// A `Command` for the ko binary with a scrubbed environment. Callers set
+/// The environment every ko run of the tests gets: this process's, without the variables that
+/// would change ko's behaviour, with an empty Docker config (the machine's credentials stay out
+/// of the way) and `KO_GO_PATH` when `go` is not on `PATH`. Engine tests pass it as the
+/// session's environment map.
+pub fn ko_env() -> BTreeMap<String, String> {
+    let mut env: BTreeMap<String, String> =
+        std::env::vars().filter(|(k, _)| !SCRUBBED_ENV.contains(&k.as_str())).collect();
+    if find_on_path("go").is_none() {
+        env.insert("KO_GO_PATH".into(), go_bin().display().to_string());
+    }
+    let empty = shared_tempdir().join("docker-config");
+    fs::create_dir_all(&empty).unwrap();
+    env.insert("DOCKER_CONFIG".into(), empty.display().to_string());
+    env
+}
+
+/// A `Command` for the ko binary with [`ko_env`] as its environment. Callers set
 /// `current_dir` (usually a [`GoFixture`]) and the env they need.
 pub fn ko() -> Command {
     let mut cmd = Command::new(ko_bin());
-    for k in SCRUBBED_ENV {
-        cmd.env_remove(k);
-    }
-    if find_on_path("go").is_none() {
-        cmd.env("KO_GO_PATH", go_bin());
-    }
-    // Keep Docker credentials of the machine out of the way.
-    let empty = shared_tempdir().join("docker-config");
-    fs::create_dir_all(&empty).unwrap();
-    cmd.env("DOCKER_CONFIG", empty);
+    cmd.env_clear().envs(ko_env());
     cmd.stdin(Stdio::null());
     cmd
+}
+
+/// The processes (other than zombies) whose environment holds `name=value`, as `pid comm state`:
+/// how tests find what a run left behind. Zombies are dead and only wait for their parent; on
+/// this machine pid 1 does not reap orphans, so they are not counted.
+pub fn live_processes_with_env(name: &str, value: &str) -> Vec<String> {
+    let needle = format!("{name}={value}");
+    let mut found = Vec::new();
+    for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let pid = entry.file_name().to_string_lossy().to_string();
+        if !pid.chars().all(|c| c.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(environ) = fs::read(entry.path().join("environ")) else { continue };
+        if !environ.split(|b| *b == 0).any(|v| v == needle.as_bytes()) {
+            continue;
+        }
+        let stat = fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        let state = stat[close + 1..].split_whitespace().next().unwrap_or("");
+        if state != "Z" {
+            found.push(format!("{pid} {} {state}", &stat[open + 1..close]));
+        }
+    }
+    found
+}
+
+/// Every file and directory under `dir`, relative, sorted.
+pub fn tree(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            out.push(p.strip_prefix(dir).unwrap_or(&p).display().to_string());
+            if e.file_type().is_ok_and(|t| t.is_dir()) {
+                stack.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
 }
 
 fn shared_tempdir() -> &'static Path {

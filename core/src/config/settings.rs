@@ -82,9 +82,8 @@ impl Settings {
             && sbom != "none"
         {
             return Err(Error::unsupported(format!(
-                "{}{sbom}: SBOM generation is not supported by this version of ko; use {}none",
-                sbom_prefix(front),
-                sbom_prefix(front)
+                "{} {sbom:?}: SBOM generation is not supported by this version of ko; set it to \"none\"",
+                name("sbom")
             )));
         }
         let jobs = match opts.jobs {
@@ -112,13 +111,6 @@ impl Settings {
     /// How this session's user spells the option `field`.
     pub fn option(&self, field: &str) -> String {
         self.front_end.option(field)
-    }
-}
-
-fn sbom_prefix(front: FrontEnd) -> String {
-    match front {
-        FrontEnd::Cli => "--sbom=".into(),
-        other => format!("{} ", other.option("sbom")),
     }
 }
 

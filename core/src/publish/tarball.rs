@@ -78,6 +78,8 @@ fn write_tarball(
     let append = |tar: &mut ::tar::Builder<_>, name: &str, size: u64, data: &mut dyn Read| -> Result<()> {
         let mut h = ::tar::Header::new_ustar();
         h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
         h.set_size(size);
         h.set_mtime(0);
         tar.append_data(&mut h, name, data).map_err(io_err)
