@@ -298,7 +298,8 @@ fn make_publisher(settings: &Settings, registry: Arc<RegistryClient>, events: &E
         sinks.push(Arc::new(LayoutPublisher::new(dir.clone())));
     }
     if let Some(file) = &publish.tarball {
-        sinks.push(Arc::new(TarballPublisher::new(file.clone(), destination.clone())));
+        let options = (settings.option("tarball"), settings.option("platforms"));
+        sinks.push(Arc::new(TarballPublisher::new(file.clone(), destination.clone(), options)));
     }
     if publish.push {
         sinks.push(Arc::new(RegistryPublisher::new(registry, destination.clone(), events.clone())));

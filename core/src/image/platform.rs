@@ -111,7 +111,7 @@ impl PlatformSelection {
             values.iter().flat_map(|v| v.as_ref().split(',')).map(str::trim).filter(|s| !s.is_empty()).collect();
         if items.contains(&"all") {
             if items.len() > 1 {
-                return Err(Error::invalid("--platform=all cannot be combined with other platforms"));
+                return Err(Error::invalid("`all` cannot be combined with other platforms"));
             }
             return Ok(PlatformSelection::All);
         }
@@ -123,7 +123,7 @@ impl PlatformSelection {
             }
         }
         if platforms.is_empty() {
-            return Err(Error::invalid("--platform needs at least one platform"));
+            return Err(Error::invalid("no platform given (e.g. linux/amd64)"));
         }
         Ok(PlatformSelection::Only(platforms))
     }

@@ -19,6 +19,8 @@ use crate::name::Destination;
 pub struct TarballPublisher {
     file: PathBuf,
     destination: Destination,
+    /// How the user names the tarball and platforms options, for messages.
+    options: (String, String),
     images: Mutex<Vec<(Vec<String>, Arc<Image>)>>,
 }
 
@@ -31,8 +33,9 @@ struct SaveManifestEntry {
 }
 
 impl TarballPublisher {
-    pub fn new(file: PathBuf, destination: Destination) -> Self {
-        TarballPublisher { file, destination, images: Mutex::default() }
+    /// A tarball at `file`; `options` are how the user spells the tarball and platforms options.
+    pub fn new(file: PathBuf, destination: Destination, options: (String, String)) -> Self {
+        TarballPublisher { file, destination, options, images: Mutex::default() }
     }
 }
 
@@ -41,8 +44,10 @@ impl Publisher for TarballPublisher {
     async fn publish(&self, artifact: &Artifact, import_path: &str) -> Result<String> {
         let Artifact::Image(image) = artifact else {
             return Err(Error::invalid(format!(
-                "--tarball {}: {import_path} built a multi-platform index, which a docker tarball cannot hold; pass a single --platform",
-                self.file.display()
+                "{} {}: {import_path} built a multi-platform index, which a docker tarball cannot hold; build a single platform ({})",
+                self.options.0,
+                self.file.display(),
+                self.options.1
             )));
         };
         let repo = self.destination.repository_for(import_path);
