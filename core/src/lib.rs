@@ -14,6 +14,7 @@
 
 pub mod blocking;
 pub mod builder;
+pub mod cache;
 mod cancel;
 pub mod config;
 pub mod embed;

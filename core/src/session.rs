@@ -118,7 +118,7 @@ impl Session {
             .run(async {
                 self.check_open()?;
                 let args: Vec<&str> = if import_paths.is_empty() { vec!["."] } else { import_paths.to_vec() };
-                let qualified = try_join_all(args.iter().map(|a| self.builder.qualify(a))).await?;
+                let qualified = self.builder.qualify(&args).await?.into_iter().collect::<Result<Vec<_>>>()?;
                 self.publish_all(&qualified).await
             })
             .await
@@ -126,27 +126,28 @@ impl Session {
 
     /// Builds and publishes qualified import paths, each once; one result per entry, in order.
     async fn publish_all(&self, qualified: &[String]) -> Result<Vec<Published>> {
-        let mut unique: Vec<&String> = Vec::new();
+        let mut unique: Vec<&str> = Vec::new();
         for q in qualified {
-            if !unique.contains(&q) {
+            if !unique.contains(&q.as_str()) {
                 unique.push(q);
             }
         }
-        let results = try_join_all(unique.iter().map(|ip| self.build_one(ip))).await?;
+        let artifacts = self.builder.build(&unique).await?;
+        let results =
+            try_join_all(unique.iter().zip(&artifacts).map(|(ip, artifact)| self.publish_one(ip, artifact))).await?;
         self.published.lock().unwrap_or_else(|p| p.into_inner()).extend(results.iter().cloned());
         let by_path: HashMap<&str, &Published> = results.iter().map(|p| (p.import_path.as_str(), p)).collect();
         Ok(qualified.iter().map(|q| by_path[q.as_str()].clone()).collect())
     }
 
-    async fn build_one(&self, import_path: &str) -> Result<Published> {
-        let artifact = self.builder.build(import_path).await?;
-        let reference = self.publisher.publish(&artifact, import_path).await?;
+    async fn publish_one(&self, import_path: &str, artifact: &Artifact) -> Result<Published> {
+        let reference = self.publisher.publish(artifact, import_path).await?;
         let name = reference.split('@').next().unwrap_or(&reference);
         let name = match name.rsplit_once(':') {
             Some((n, tag)) if !tag.contains('/') => n,
             _ => name,
         };
-        let children = match &artifact {
+        let children = match artifact {
             Artifact::Index(index) => index.images.iter().map(|i| format!("{name}@{}", i.manifest.digest)).collect(),
             Artifact::Image(_) => Vec::new(),
         };
@@ -181,10 +182,15 @@ impl Session {
             if strict { None } else { Some(self.builder.main_packages().await?.into_iter().collect()) };
         let plan = Plan::new(inputs, ro.selector.as_deref(), mains.as_ref())?;
         let paths = plan.import_paths();
-        let qualified = try_join_all(
-            paths.iter().map(|(ip, at)| async move { self.builder.qualify(ip).await.map_err(|e| e.context(at)) }),
-        )
-        .await?;
+        let written: Vec<&str> = paths.iter().map(|(ip, _)| ip.as_str()).collect();
+        let qualified = self
+            .builder
+            .qualify(&written)
+            .await?
+            .into_iter()
+            .zip(&paths)
+            .map(|(q, (_, at))| q.map_err(|e| e.context(at)))
+            .collect::<Result<Vec<_>>>()?;
         let published = if qualified.is_empty() { Vec::new() } else { self.publish_all(&qualified).await? };
         let by_path: HashMap<&str, &str> =
             paths.iter().zip(&published).map(|((ip, _), p)| (ip.as_str(), p.reference.as_str())).collect();
@@ -236,7 +242,7 @@ impl Session {
             .run(async {
                 self.check_open()?;
                 kubectl::find(&self.settings.env)?;
-                let qualified = self.builder.qualify(import_path).await?;
+                let qualified = self.builder.qualify(&[import_path]).await?.remove(0)?;
                 let published = self.publish_all(&[qualified]).await?.remove(0);
                 // The pod is named after the image: the repository's last element, without tag or digest.
                 let repository = published.reference.split('@').next().unwrap_or_default();

@@ -7,8 +7,11 @@ use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use sha2::{Digest as _, Sha256};
+
 use crate::blocking::{Abandoned, Checked};
 use crate::error::{Error, Result};
+use crate::image::compress::Compression;
 use crate::image::tar::{LayerDigests, LayerWriter};
 
 /// Where kodata lives in the image.
@@ -21,33 +24,94 @@ pub fn write_layer(
     allowed_root: &Path,
     mtime: u64,
     out: &Path,
+    compression: Compression,
     abandoned: &Abandoned,
 ) -> Result<LayerDigests> {
-    let mut w = LayerWriter::create(out)?;
+    let mut w = LayerWriter::create(out, compression)?;
+    walk(package_dir, allowed_root, &mut Writing { w: &mut w, mtime, abandoned })?;
+    w.finish().map(|(_, d)| d)
+}
+
+/// What the kodata layer of `package_dir` would hold, without reading any file: each entry's
+/// path in the image, its source, size and modification time, hashed. Equal fingerprints give
+/// equal layers (for the layer cache); an edited, added or removed file changes it.
+pub fn fingerprint(package_dir: &Path, allowed_root: &Path) -> Result<String> {
+    let mut f = Fingerprint(Sha256::new());
+    walk(package_dir, allowed_root, &mut f)?;
+    Ok(hex::encode(f.0.finalize()))
+}
+
+/// Receives the kodata layer's entries, in layer order.
+trait Entries {
+    fn dir(&mut self, image_path: &str) -> Result<()>;
+    fn file(&mut self, image_path: &str, source: &Path, meta: &std::fs::Metadata) -> Result<()>;
+}
+
+struct Writing<'a, W: Write + Send> {
+    w: &'a mut LayerWriter<W>,
+    mtime: u64,
+    abandoned: &'a Abandoned,
+}
+
+impl<W: Write + Send> Entries for Writing<'_, W> {
+    fn dir(&mut self, image_path: &str) -> Result<()> {
+        self.abandoned.check().map_err(|e| Error::io("kodata", e))?;
+        self.w.append_dir(image_path, 0o555, self.mtime)
+    }
+
+    fn file(&mut self, image_path: &str, source: &Path, meta: &std::fs::Metadata) -> Result<()> {
+        let file = File::open(source).map_err(|e| Error::io(format!("cannot open {}", source.display()), e))?;
+        self.w.append_file(image_path, 0o555, self.mtime, meta.len(), Checked::new(file, self.abandoned))
+    }
+}
+
+struct Fingerprint(Sha256);
+
+impl Entries for Fingerprint {
+    fn dir(&mut self, image_path: &str) -> Result<()> {
+        self.0.update(format!("d {image_path}\n"));
+        Ok(())
+    }
+
+    fn file(&mut self, image_path: &str, source: &Path, meta: &std::fs::Metadata) -> Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let line = format!(
+            "f {image_path} {} {} {}.{} {}\n",
+            source.display(),
+            meta.len(),
+            meta.mtime(),
+            meta.mtime_nsec(),
+            meta.ino()
+        );
+        self.0.update(line);
+        Ok(())
+    }
+}
+
+/// The layer's entries: the three parent directories, then `<package_dir>/kodata/**`.
+fn walk(package_dir: &Path, allowed_root: &Path, entries: &mut dyn Entries) -> Result<()> {
     for dir in ["/var", "/var/run", KODATA_ROOT] {
-        w.append_dir(dir, 0o555, mtime)?;
+        entries.dir(dir)?;
     }
     let root = package_dir.join("kodata");
     if root.exists() {
         let allowed = allowed_root
             .canonicalize()
             .map_err(|e| Error::io(format!("cannot resolve {}", allowed_root.display()), e))?;
-        let mut walker = Walker { w: &mut w, allowed: &allowed, mtime, abandoned, ancestors: Vec::new() };
+        let mut walker = Walker { entries, allowed: &allowed, ancestors: Vec::new() };
         walker.walk(&root, KODATA_ROOT)?;
     }
-    w.finish().map(|(_, d)| d)
+    Ok(())
 }
 
-struct Walker<'a, W: Write> {
-    w: &'a mut LayerWriter<W>,
+struct Walker<'a> {
+    entries: &'a mut dyn Entries,
     allowed: &'a Path,
-    mtime: u64,
-    abandoned: &'a Abandoned,
     /// Directories being walked, to catch symlink loops.
     ancestors: Vec<PathBuf>,
 }
 
-impl<W: Write> Walker<'_, W> {
+impl Walker<'_> {
     fn walk(&mut self, dir: &Path, chroot: &str) -> Result<()> {
         let read_err = |e| Error::io(format!("cannot read kodata directory {}", dir.display()), e);
         let mut entries: Vec<_> =
@@ -55,7 +119,6 @@ impl<W: Write> Walker<'_, W> {
         // filepath.Walk order: lexical by name.
         entries.sort_by_key(|e| e.file_name());
         for entry in entries {
-            self.abandoned.check().map_err(|e| Error::io("kodata", e))?;
             let host_path = entry.path();
             let name = entry.file_name();
             let name = name
@@ -64,7 +127,7 @@ impl<W: Write> Walker<'_, W> {
             let image_path = format!("{chroot}/{name}");
             let file_type = entry.file_type().map_err(read_err)?;
             if file_type.is_dir() {
-                self.w.append_dir(&image_path, 0o555, self.mtime)?;
+                self.entries.dir(&image_path)?;
                 self.walk(&host_path, &image_path)?;
                 continue;
             }
@@ -85,7 +148,7 @@ impl<W: Write> Walker<'_, W> {
                 if self.ancestors.contains(&target) {
                     return Err(Error::build(format!("kodata: symlink loop at {}", host_path.display())));
                 }
-                self.w.append_dir(&image_path, 0o555, self.mtime)?;
+                self.entries.dir(&image_path)?;
                 self.ancestors.push(target.clone());
                 self.walk(&target, &image_path)?;
                 self.ancestors.pop();
@@ -98,8 +161,7 @@ impl<W: Write> Walker<'_, W> {
                     host_path.display()
                 )));
             }
-            let file = File::open(&target).map_err(|e| Error::io(format!("cannot open {}", target.display()), e))?;
-            self.w.append_file(&image_path, 0o555, self.mtime, meta.len(), Checked::new(file, self.abandoned))?;
+            self.entries.file(&image_path, &target, &meta)?;
         }
         Ok(())
     }
@@ -146,7 +208,7 @@ mod tests {
         std::fs::write(t.path().join("README"), "readme").unwrap();
         std::os::unix::fs::symlink("../../../README", pkg.join("kodata/link")).unwrap();
         let out = t.path().join("layer");
-        write_layer(&pkg, t.path(), 42, &out, &Abandoned::default()).unwrap();
+        write_layer(&pkg, t.path(), 42, &out, Compression::Gzip, &Abandoned::default()).unwrap();
         let got = entries(&out);
         let names: Vec<_> = got.iter().map(|e| e.0.as_str()).collect();
         assert_eq!(
@@ -167,12 +229,27 @@ mod tests {
     }
 
     #[test]
+    fn the_fingerprint_follows_what_the_layer_would_hold() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("kodata/sub")).unwrap();
+        std::fs::write(t.path().join("kodata/sub/a"), "one").unwrap();
+        let f1 = fingerprint(t.path(), t.path()).unwrap();
+        assert_eq!(fingerprint(t.path(), t.path()).unwrap(), f1);
+        std::fs::write(t.path().join("kodata/sub/a"), "two, longer").unwrap();
+        let f2 = fingerprint(t.path(), t.path()).unwrap();
+        assert_ne!(f2, f1, "an edited file");
+        std::fs::write(t.path().join("kodata/b"), "").unwrap();
+        assert_ne!(fingerprint(t.path(), t.path()).unwrap(), f2, "an added file");
+    }
+
+    #[test]
     fn refuses_symlinks_leaving_the_root() {
         let t = tempfile::tempdir().unwrap();
         let pkg = t.path().join("app");
         std::fs::create_dir_all(pkg.join("kodata")).unwrap();
         std::os::unix::fs::symlink("/etc/hostname", pkg.join("kodata/escape")).unwrap();
-        let err = write_layer(&pkg, &pkg, 0, &t.path().join("layer"), &Abandoned::default()).unwrap_err();
+        let err =
+            write_layer(&pkg, &pkg, 0, &t.path().join("layer"), Compression::Gzip, &Abandoned::default()).unwrap_err();
         assert!(err.to_string().contains("outside"), "{err}");
     }
 
@@ -182,7 +259,8 @@ mod tests {
         std::fs::create_dir_all(t.path().join("kodata")).unwrap();
         let fifo = t.path().join("kodata/pipe");
         assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
-        let err = write_layer(t.path(), t.path(), 0, &t.path().join("layer"), &Abandoned::default()).unwrap_err();
+        let err = write_layer(t.path(), t.path(), 0, &t.path().join("layer"), Compression::Gzip, &Abandoned::default())
+            .unwrap_err();
         assert!(err.to_string().contains("kodata/pipe is not a regular file"), "{err}");
     }
 
@@ -190,7 +268,7 @@ mod tests {
     fn missing_kodata_still_makes_the_directories() {
         let t = tempfile::tempdir().unwrap();
         let out = t.path().join("layer");
-        write_layer(t.path(), t.path(), 0, &out, &Abandoned::default()).unwrap();
+        write_layer(t.path(), t.path(), 0, &out, Compression::Gzip, &Abandoned::default()).unwrap();
         assert_eq!(entries(&out).len(), 3);
     }
 }

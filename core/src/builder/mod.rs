@@ -17,12 +17,15 @@ pub use go::GoBuilder;
 /// Turns import paths into images.
 #[async_trait]
 pub trait Builder: Send + Sync {
-    /// Resolves what a user wrote (`./cmd/app`, `ko://example.com/app`, `.`) to a fully
-    /// qualified import path, checking that it names exactly one `main` package.
-    async fn qualify(&self, import_path: &str) -> Result<String>;
+    /// Resolves what a user wrote (`./cmd/app`, `ko://example.com/app`, `.`) to fully qualified
+    /// import paths, checking that each names exactly one `main` package: one result per
+    /// argument, in order. The outer error is a failure of the whole lookup (no `go`).
+    async fn qualify(&self, import_paths: &[&str]) -> Result<Vec<Result<String>>>;
 
-    /// Builds a qualified import path into an image, or an index when several platforms are built.
-    async fn build(&self, import_path: &str) -> Result<Artifact>;
+    /// Builds qualified import paths (each named once) into images, or indexes where several
+    /// platforms are built: one artifact per import path, in order. Building them together lets
+    /// a builder share work between them.
+    async fn build(&self, import_paths: &[&str]) -> Result<Vec<Artifact>>;
 
     /// The import paths of every `main` package of the current module (for non-strict resolve).
     async fn main_packages(&self) -> Result<Vec<String>>;

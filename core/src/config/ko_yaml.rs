@@ -30,6 +30,8 @@ pub struct KoConfig {
     /// Linker flags when a build has no `ldflags` of its own.
     #[serde(default, deserialize_with = "string_list")]
     pub default_ldflags: Vec<String>,
+    /// `gzip` (default) or `zstd`: how ko compresses its layers (not upstream's; ko's own).
+    pub layer_compression: Option<String>,
     /// Per-package build settings, as upstream's `builds:`.
     #[serde(default)]
     pub builds: Vec<BuildConfig>,

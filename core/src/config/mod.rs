@@ -69,6 +69,8 @@ pub struct Options {
     pub ldflags: Vec<String>,
     /// Build with `-gcflags all=-N -l`.
     pub disable_optimizations: bool,
+    /// How ko's layers are compressed: `gzip` (the default) or `zstd` (`.ko.yaml` `layerCompression`).
+    pub layer_compression: Option<String>,
     /// `.ko.yaml` file or directory (`KO_CONFIG_PATH` when unset).
     pub config_path: Option<PathBuf>,
     /// Where `go` runs and relative paths resolve (the current directory when unset).
@@ -125,6 +127,7 @@ const OPTION_NAMES: &[&str] = &[
     "image_user",
     "ldflags",
     "disable_optimizations",
+    "layer_compression",
     "config_path",
     "working_dir",
     "env",

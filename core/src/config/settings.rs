@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use super::{FrontEnd, KoConfig, KubectlOutput, Options};
 use crate::env::Env;
 use crate::error::{Error, Result};
+use crate::image::compress::Compression;
 use crate::image::platform::{Platform, PlatformSelection};
 use crate::image::time::LAST_RFC3339_SECOND;
 use crate::name::{Destination, Naming, Repository};
@@ -33,6 +34,8 @@ pub struct BuildSettings {
     pub kodata_allowed_root: Option<PathBuf>,
     /// Concurrent `go build`s (at least 1).
     pub jobs: usize,
+    /// How ko's own layers are compressed.
+    pub compression: Compression,
 }
 
 /// Where images go.
@@ -103,6 +106,7 @@ impl Settings {
             source_epoch: epoch(&env, "SOURCE_DATE_EPOCH")?,
             kodata_allowed_root: env.path("KO_DATA_PATH_ALLOWED_ROOT"),
             jobs,
+            compression: compression(opts, &config, &name("layer_compression"))?,
         };
         let publish = publish_settings(opts, &env, &working_dir, front)?;
         Ok(Settings { front_end: front, env, working_dir, config, build, publish, kubectl_output: opts.kubectl_output })
@@ -140,6 +144,16 @@ pub fn parse_pairs(values: &[String], option: &str) -> Result<Vec<(String, Strin
         }
     }
     Ok(out)
+}
+
+/// The layer compression: the option, else `.ko.yaml` `layerCompression`, else gzip.
+fn compression(opts: &Options, config: &KoConfig, option: &str) -> Result<Compression> {
+    let (value, whence) = match (&opts.layer_compression, &config.layer_compression) {
+        (Some(v), _) => (v, option.to_string()),
+        (None, Some(v)) => (v, "layerCompression in .ko.yaml".to_string()),
+        (None, None) => return Ok(Compression::Gzip),
+    };
+    Compression::parse(value).ok_or_else(|| Error::invalid(format!("{whence} {value:?}: expected gzip or zstd")))
 }
 
 /// A Unix time from `var`, within what RFC 3339 can write.

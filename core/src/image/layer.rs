@@ -3,7 +3,7 @@
 //! without ever materialising its layers: a base layer on the same registry is mounted, a layer
 //! already present is skipped, and only what must move is read, once, as a stream.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -12,6 +12,8 @@ use bytes::Bytes;
 use futures::Stream;
 
 use super::Descriptor;
+use super::tar::LayerDigests;
+use crate::blocking::Abandoned;
 use crate::error::{Error, Result};
 
 /// A stream of blob bytes.
@@ -84,5 +86,50 @@ impl BlobSource for MemoryBlob {
     async fn open(&self, _digest: &str) -> Result<ByteStream> {
         let bytes = self.0.clone();
         Ok(Box::pin(futures::stream::once(async move { Ok(bytes) })))
+    }
+}
+
+/// How to make a layer's file again: writes it to the given path and returns its digests.
+pub type Recipe = Arc<dyn Fn(&Path, &Abandoned) -> Result<LayerDigests> + Send + Sync>;
+
+/// A layer known from the layer cache, made only if a publisher asks for its bytes (a registry
+/// that already holds it never does). What is made is checked against the digests the image was
+/// built with; a mismatch (the source changed since) is an error, never a wrong blob.
+pub struct LazyBlob {
+    expected: LayerDigests,
+    path: PathBuf,
+    recipe: Recipe,
+    made: tokio::sync::OnceCell<()>,
+    keep_alive: Arc<tempfile::TempDir>,
+}
+
+impl LazyBlob {
+    /// A blob that `recipe` makes at `path` (inside `keep_alive`) when first opened.
+    pub fn new(expected: LayerDigests, path: PathBuf, recipe: Recipe, keep_alive: Arc<tempfile::TempDir>) -> Self {
+        LazyBlob { expected, path, recipe, made: tokio::sync::OnceCell::new(), keep_alive }
+    }
+}
+
+#[async_trait]
+impl BlobSource for LazyBlob {
+    async fn open(&self, digest: &str) -> Result<ByteStream> {
+        self.made
+            .get_or_try_init(|| {
+                let (recipe, path, expected) = (self.recipe.clone(), self.path.clone(), self.expected.clone());
+                let keep_alive = self.keep_alive.clone();
+                crate::blocking::run("layer", move |abandoned| {
+                    let _keep_alive = keep_alive;
+                    let made = recipe(&path, abandoned)?;
+                    if made.digest != expected.digest || made.diff_id != expected.diff_id || made.size != expected.size {
+                        return Err(Error::build(format!(
+                            "layer {} came out as {} from a cached recipe: its source changed since the image was built; build again",
+                            expected.digest, made.digest
+                        )));
+                    }
+                    Ok(())
+                })
+            })
+            .await?;
+        FileBlob { path: self.path.clone(), keep_alive: Some(self.keep_alive.clone()) }.open(digest).await
     }
 }

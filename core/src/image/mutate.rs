@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
+use super::compress::Compression;
 use super::{Descriptor, Image, Layer, Manifest, Platform, RawJson, media_type};
 use crate::error::{Error, Result};
 
@@ -65,9 +66,14 @@ impl ImageBuilder {
         }
     }
 
-    /// The layer media type that matches this image's family (Docker or OCI), as upstream does.
-    pub fn layer_media_type(&self) -> &'static str {
-        if media_type::is_docker(&self.media_type) { media_type::DOCKER_LAYER_GZIP } else { media_type::OCI_LAYER_GZIP }
+    /// The media type of a layer of ko's compressed with `compression`: for gzip, the one that
+    /// matches this image's family (Docker or OCI), as upstream does; zstd has only an OCI type.
+    pub fn layer_media_type(&self, compression: Compression) -> &'static str {
+        match compression {
+            Compression::Zstd => media_type::OCI_LAYER_ZSTD,
+            Compression::Gzip if media_type::is_docker(&self.media_type) => media_type::DOCKER_LAYER_GZIP,
+            Compression::Gzip => media_type::OCI_LAYER_GZIP,
+        }
     }
 
     /// The platform the config declares (linux/amd64 when it declares none, as upstream assumes).

@@ -14,6 +14,7 @@ use serde_json::json;
 
 #[cfg(test)]
 use super::RawJson;
+use super::compress::Compression;
 use super::layer::MemoryBlob;
 use super::mutate::ImageBuilder;
 use super::tar::{LayerDigests, LayerWriter};
@@ -59,7 +60,7 @@ fn ca_bundle() -> String {
 }
 
 fn write_layer() -> Result<(Vec<u8>, LayerDigests)> {
-    let mut w = LayerWriter::new(Vec::new());
+    let mut w = LayerWriter::new(Vec::new(), Compression::Gzip)?;
     for dir in ["etc", "etc/ssl", "etc/ssl/certs", "home"] {
         w.append_dir(dir, 0o755, 0)?;
     }

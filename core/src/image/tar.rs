@@ -1,16 +1,16 @@
 //! Layer writing: tar entries encoded exactly as Go's `archive/tar` encodes them (USTAR, Go's
 //! `%06o\0 ` checksum, zeroed device numbers), so the uncompressed layer — and so its diffid —
-//! equals upstream ko's for the same entries; then gzip; with both sha256 digests and the size
-//! computed in the same streaming pass. Nothing is held in memory beyond the codec buffers.
+//! equals upstream ko's for the same entries; then compressed on every core ([`super::compress`]);
+//! with both sha256 digests and the size computed in the same streaming pass. Nothing is held in
+//! memory beyond the codec buffers.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::Path;
 
-use flate2::Compression;
-use flate2::write::GzEncoder;
 use sha2::{Digest as _, Sha256};
 
+use super::compress::{self, Compression, Compressor};
 use crate::error::{Error, Result};
 
 const NAME_SIZE: usize = 100;
@@ -47,37 +47,39 @@ impl<W: Write> Write for HashingWriter<W> {
 }
 
 /// The digests and size of a finished layer.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct LayerDigests {
-    /// sha256 of the gzip bytes (the blob's digest).
+    /// sha256 of the compressed bytes (the blob's digest).
     pub digest: String,
     /// sha256 of the uncompressed tar (the diff id).
     pub diff_id: String,
-    /// Size of the gzip bytes.
+    /// Size of the compressed bytes.
     pub size: u64,
 }
 
-type Pipeline<W> = HashingWriter<GzEncoder<HashingWriter<W>>>;
+type Pipeline<W> = HashingWriter<Compressor<HashingWriter<W>>>;
 
-/// Writes a gzipped tar layer into `W` (a file, or memory for small generated layers), entry by
-/// entry. Gzip level 1, as upstream (ggcr's BestSpeed).
-pub struct LayerWriter<W: Write> {
+/// Writes a compressed tar layer into `W` (a file, or memory for small generated layers), entry
+/// by entry.
+pub struct LayerWriter<W: Write + Send> {
     tar: ::tar::Builder<Pipeline<W>>,
 }
 
 impl LayerWriter<BufWriter<File>> {
     /// Creates the file at `path` and starts a layer there.
-    pub fn create(path: &Path) -> Result<Self> {
+    pub fn create(path: &Path, compression: Compression) -> Result<Self> {
         let file = File::create(path).map_err(|e| Error::io(format!("cannot create {}", path.display()), e))?;
-        Ok(Self::new(BufWriter::with_capacity(1 << 20, file)))
+        Self::new(BufWriter::with_capacity(1 << 20, file), compression)
     }
 }
 
-impl<W: Write> LayerWriter<W> {
-    /// Starts a layer written into `out`.
-    pub fn new(out: W) -> Self {
-        let gz = GzEncoder::new(HashingWriter::new(out), Compression::fast());
-        LayerWriter { tar: ::tar::Builder::new(HashingWriter::new(gz)) }
+impl<W: Write + Send> LayerWriter<W> {
+    /// Starts a layer written into `out`, compressed on every core.
+    pub fn new(out: W, compression: Compression) -> Result<Self> {
+        let compressor =
+            Compressor::new(compression, HashingWriter::new(out), compress::threads()).map_err(write_error)?;
+        Ok(LayerWriter { tar: ::tar::Builder::new(HashingWriter::new(compressor)) })
     }
 
     /// Appends a directory entry owned by root.
@@ -136,8 +138,8 @@ impl<W: Write> LayerWriter<W> {
     /// Writes the tar trailer, flushes the gzip stream and returns the output with the digests.
     pub fn finish(self) -> Result<(W, LayerDigests)> {
         let uncompressed = self.tar.into_inner().map_err(write_error)?;
-        let (gz, diff_id, _) = uncompressed.finish();
-        let compressed = gz.finish().map_err(write_error)?;
+        let (compressor, diff_id, _) = uncompressed.finish();
+        let compressed = compressor.finish().map_err(write_error)?;
         let (mut out, digest, size) = compressed.finish();
         out.flush().map_err(write_error)?;
         Ok((out, LayerDigests { digest, diff_id, size }))
@@ -281,7 +283,7 @@ mod tests {
     #[test]
     fn pax_fallback_matches_go() {
         let long = format!("/var/run/ko/{}/{}/file.txt", "d".repeat(150), "e".repeat(120));
-        let mut w = LayerWriter::new(Vec::new());
+        let mut w = LayerWriter::new(Vec::new(), Compression::Gzip).unwrap();
         w.append_dir("/var", 0o555, 0).unwrap();
         for name in ["/var/run/ko/café.txt", long.as_str()] {
             w.append_file(name, 0o555, 0, 3, &b"hi\n"[..]).unwrap();
@@ -304,7 +306,7 @@ mod tests {
     fn layer_digests_describe_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("layer.tar.gz");
-        let mut w = LayerWriter::create(&path).unwrap();
+        let mut w = LayerWriter::create(&path, Compression::Gzip).unwrap();
         w.append_dir("ko-app", 0o555, 0).unwrap();
         w.append_file("/ko-app/x", 0o555, 0, 3, &b"abc"[..]).unwrap();
         let (_, out) = w.finish().unwrap();
@@ -320,7 +322,7 @@ mod tests {
 
     fn w_is_err_on_short_read() -> bool {
         let dir = tempfile::tempdir().unwrap();
-        let mut w = LayerWriter::create(&dir.path().join("l")).unwrap();
+        let mut w = LayerWriter::create(&dir.path().join("l"), Compression::Gzip).unwrap();
         w.append_file("f", 0o555, 0, 10, &b"abc"[..]).is_err()
     }
 }

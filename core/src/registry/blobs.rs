@@ -24,7 +24,8 @@ impl RegistryClient {
         let url = join(&base, &format!("v2/{repo}/blobs/{digest}"), &op)?;
         let scopes = [pull_scope(repo)];
         let auth = Auth { host: &host, repository: repo, scopes: &scopes };
-        let resp = self.send(&op, Some(&auth), &|| host.http.get(url.clone())).await?;
+        let http = host.http(&url)?;
+        let resp = self.send(&op, Some(&auth), &|| http.get(url.clone())).await?;
         if !resp.status().is_success() {
             return Err(status_error(resp, &op).await);
         }
@@ -41,7 +42,8 @@ impl RegistryClient {
         let url = join(&base, &format!("v2/{repo}/blobs/{digest}"), &op)?;
         let scopes = [push_scope(repo)];
         let auth = Auth { host: &host, repository: repo, scopes: &scopes };
-        let resp = self.send(&op, Some(&auth), &|| host.http.head(url.clone())).await?;
+        let http = host.http(&url)?;
+        let resp = self.send(&op, Some(&auth), &|| http.head(url.clone())).await?;
         match resp.status() {
             s if s.is_success() => Ok(true),
             StatusCode::NOT_FOUND => Ok(false),
@@ -63,7 +65,8 @@ impl RegistryClient {
         url.query_pairs_mut().append_pair("mount", digest).append_pair("from", from_repository);
         let scopes = [push_scope(repo), pull_scope(from_repository)];
         let auth = Auth { host: &host, repository: repo, scopes: &scopes };
-        let resp = self.send(&op, Some(&auth), &|| host.http.post(url.clone()).header(CONTENT_LENGTH, "0")).await?;
+        let http = host.http(&url)?;
+        let resp = self.send(&op, Some(&auth), &|| http.post(url.clone()).header(CONTENT_LENGTH, "0")).await?;
         match resp.status() {
             StatusCode::CREATED => Ok(true),
             StatusCode::ACCEPTED => {
@@ -145,8 +148,9 @@ impl RegistryClient {
             Some(loc) => loc,
             None => {
                 let url = join(base, &format!("v2/{}/blobs/uploads/", op.repository), op).map_err(Upload::Fatal)?;
+                let http = host.http(&url).map_err(Upload::Fatal)?;
                 let resp = self
-                    .send(op, Some(auth), &|| host.http.post(url.clone()).header(CONTENT_LENGTH, "0"))
+                    .send(op, Some(auth), &|| http.post(url.clone()).header(CONTENT_LENGTH, "0"))
                     .await
                     .map_err(Upload::Fatal)?;
                 if resp.status() != StatusCode::ACCEPTED {
@@ -159,7 +163,8 @@ impl RegistryClient {
         // One PATCH streaming the whole blob from its source.
         let data = source.open(digest).await.map_err(Upload::Fatal)?;
         let mut rb = host
-            .http
+            .http(&location)
+            .map_err(Upload::Fatal)?
             .patch(location.clone())
             .header(CONTENT_TYPE, "application/octet-stream")
             .header(CONTENT_LENGTH, size.to_string())
@@ -197,8 +202,9 @@ impl RegistryClient {
         // PUT ?digest= closes the session; the registry checks the digest.
         let mut put = location;
         put.query_pairs_mut().append_pair("digest", digest);
+        let http = host.http(&put).map_err(Upload::Fatal)?;
         let resp = self
-            .send(op, Some(auth), &|| host.http.put(put.clone()).header(CONTENT_LENGTH, "0"))
+            .send(op, Some(auth), &|| http.put(put.clone()).header(CONTENT_LENGTH, "0"))
             .await
             .map_err(|e| Upload::Retry(e, None))?;
         let status = resp.status();
@@ -215,7 +221,8 @@ impl RegistryClient {
         let err = status_error(resp, op).await;
         // The PUT may have landed before its answer was lost: then the blob is there.
         if let Ok(url) = join(base, &format!("v2/{}/blobs/{digest}", op.repository), op)
-            && let Ok(r) = self.send(op, Some(auth), &|| host.http.head(url.clone())).await
+            && let Ok(http) = host.http(&url)
+            && let Ok(r) = self.send(op, Some(auth), &|| http.head(url.clone())).await
             && r.status().is_success()
         {
             return Ok(());

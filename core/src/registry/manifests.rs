@@ -26,7 +26,8 @@ impl RegistryClient {
         let scopes = [pull_scope(repo)];
         let accept = manifest_accept();
         let auth = Auth { host: &host, repository: repo, scopes: &scopes };
-        let resp = self.send(&op, Some(&auth), &|| host.http.get(url.clone()).header(ACCEPT, &accept)).await?;
+        let http = host.http(&url)?;
+        let resp = self.send(&op, Some(&auth), &|| http.get(url.clone()).header(ACCEPT, &accept)).await?;
         if !resp.status().is_success() {
             let e = status_error(resp, &op).await;
             let message = e.message().replacen(&op.target(), &shown, 1);
@@ -57,14 +58,16 @@ impl RegistryClient {
         let scopes = [push_scope(repo)];
         let accept = manifest_accept();
         let auth = Auth { host: &host, repository: repo, scopes: &scopes };
-        let resp = self.send(&op, Some(&auth), &|| host.http.head(url.clone()).header(ACCEPT, &accept)).await?;
+        let http = host.http(&url)?;
+        let resp = self.send(&op, Some(&auth), &|| http.head(url.clone()).header(ACCEPT, &accept)).await?;
         match resp.status() {
             StatusCode::NOT_FOUND => Ok(None),
             s if s.is_success() => {
                 if let Some(d) = resp.headers().get("docker-content-digest").and_then(|v| v.to_str().ok()) {
                     return Ok(Some(d.to_string()));
                 }
-                let resp = self.send(&op, Some(&auth), &|| host.http.get(url.clone()).header(ACCEPT, &accept)).await?;
+                let http = host.http(&url)?;
+                let resp = self.send(&op, Some(&auth), &|| http.get(url.clone()).header(ACCEPT, &accept)).await?;
                 if !resp.status().is_success() {
                     return Err(status_error(resp, &op).await);
                 }
@@ -86,8 +89,9 @@ impl RegistryClient {
         let url = join(&base, &format!("v2/{repo}/manifests/{tag}"), &op)?;
         let scopes = [push_scope(repo)];
         let auth = Auth { host: &host, repository: repo, scopes: &scopes };
+        let http = host.http(&url)?;
         let resp = self
-            .send(&op, Some(&auth), &|| host.http.put(url.clone()).header(CONTENT_TYPE, media_type).body(bytes.clone()))
+            .send(&op, Some(&auth), &|| http.put(url.clone()).header(CONTENT_TYPE, media_type).body(bytes.clone()))
             .await?;
         if !resp.status().is_success() {
             let sep = if tag.contains(':') { "@" } else { ":" };

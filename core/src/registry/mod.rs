@@ -50,7 +50,7 @@ use token::{AuthScheme, Token};
 pub struct RegistryClient {
     insecure: bool,
     /// `SSL_CERT_FILE` and `SSL_CERT_DIR` certificates, read once.
-    extra_roots: Vec<reqwest::Certificate>,
+    roots: Arc<TlsRoots>,
     certs_d: PathBuf,
     keychain: Arc<Keychain>,
     policy: RetryPolicy,
@@ -59,13 +59,56 @@ pub struct RegistryClient {
     sessions: Mutex<HashMap<(String, String, String), Url>>,
 }
 
-/// One registry host: its HTTP client, its base URL once pinged, how it authenticates, tokens.
+/// The certificates `SSL_CERT_FILE` and `SSL_CERT_DIR` of the session's environment name, read
+/// on first use. Parsing them can take tens of milliseconds (a system's whole `/etc/ssl/certs`),
+/// so nothing reads them before a registry is contacted over TLS. When they are the ones the
+/// process itself has, they are not read at all: the platform verifier already trusts those.
+struct TlsRoots {
+    roots: std::sync::OnceLock<Vec<reqwest::Certificate>>,
+    env: Env,
+}
+
+impl TlsRoots {
+    fn get(&self) -> &[reqwest::Certificate] {
+        self.roots.get_or_init(|| {
+            let same_as_process = ["SSL_CERT_FILE", "SSL_CERT_DIR"]
+                .iter()
+                .all(|v| self.env.get_os(v) == std::env::var_os(v).as_deref().filter(|x| !x.is_empty()));
+            if same_as_process { Vec::new() } else { transport::env_roots(&self.env) }
+        })
+    }
+}
+
+/// One registry host: its HTTP clients (plain, and with TLS, each made on first use), its base
+/// URL once pinged, how it authenticates, tokens.
 struct Host {
     registry: String,
-    http: reqwest::Client,
+    insecure: bool,
+    certs_d: PathBuf,
+    roots: Arc<TlsRoots>,
+    plain: std::sync::OnceLock<reqwest::Client>,
+    tls: std::sync::OnceLock<reqwest::Client>,
     base: tokio::sync::OnceCell<Url>,
     scheme: Mutex<AuthScheme>,
     tokens: tokio::sync::Mutex<HashMap<String, Token>>,
+}
+
+impl Host {
+    /// The client for `url`: with TLS for `https` (the system's roots, the session's extra ones
+    /// and docker's `certs.d` for this host, loaded now), without for `http`, where setting up
+    /// TLS would only cost time.
+    fn http(&self, url: &Url) -> Result<&reqwest::Client> {
+        let (cell, tls) = if url.scheme() == "http" { (&self.plain, false) } else { (&self.tls, true) };
+        if let Some(client) = cell.get() {
+            return Ok(client);
+        }
+        let client = if tls {
+            transport::http_client(&self.registry, self.insecure, self.roots.get(), &self.certs_d)?
+        } else {
+            transport::plain_client(&self.registry)?
+        };
+        Ok(cell.get_or_init(|| client))
+    }
 }
 
 /// Authentication for one request: the host, the repository whose credentials apply, scopes.
@@ -99,7 +142,7 @@ impl RegistryClient {
     pub fn with_keychain(insecure: bool, keychain: Keychain, env: &Env) -> Self {
         RegistryClient {
             insecure,
-            extra_roots: transport::env_roots(env),
+            roots: Arc::new(TlsRoots { roots: std::sync::OnceLock::new(), env: env.clone() }),
             certs_d: PathBuf::from(transport::DOCKER_CERTS_D),
             keychain: Arc::new(keychain),
             policy: RetryPolicy::default(),
@@ -115,7 +158,11 @@ impl RegistryClient {
         }
         let host = Arc::new(Host {
             registry: registry.to_string(),
-            http: transport::http_client(registry, self.insecure, &self.extra_roots, &self.certs_d)?,
+            insecure: self.insecure,
+            certs_d: self.certs_d.clone(),
+            roots: self.roots.clone(),
+            plain: std::sync::OnceLock::new(),
+            tls: std::sync::OnceLock::new(),
             base: tokio::sync::OnceCell::new(),
             scheme: Mutex::new(AuthScheme::None),
             tokens: Default::default(),
@@ -132,9 +179,11 @@ impl RegistryClient {
     async fn ping(&self, host: &Host, op: &Op<'_>) -> Result<Url> {
         let mut failures = Vec::new();
         for scheme in transport::schemes(&host.registry, self.insecure) {
-            let url = format!("{scheme}://{}/v2/", host.registry);
+            let url = Url::parse(&format!("{scheme}://{}/v2/", host.registry))
+                .map_err(|e| op.error(ErrorKind::InvalidInput, format!("invalid registry name: {e}")))?;
             let ping_op = Op { doing: op.doing.clone(), registry: op.registry, repository: op.repository };
-            match self.send_plain(&ping_op, &|| host.http.get(&url)).await {
+            let http = host.http(&url)?;
+            match self.send_plain(&ping_op, &|| http.get(url.clone())).await {
                 // Anything but what a registry answers on /v2/ (e.g. a TLS server's 400 to plain
                 // HTTP) means this scheme is wrong.
                 Ok(resp) if !(resp.status().is_success() || matches!(resp.status().as_u16(), 401 | 403)) => {
@@ -157,7 +206,9 @@ impl RegistryClient {
                 }
             }
         }
-        let (_, first) = failures.remove(0);
+        // A registry that fails over both is reported by what HTTPS said (what it should speak).
+        let primary = failures.iter().position(|(scheme, _)| **scheme == "https").unwrap_or(0);
+        let (_, first) = failures.remove(primary);
         let mut message = first.message().to_string();
         if let Some((scheme, e)) = failures.first() {
             let reason = e.message().split_once(": ").map(|(_, r)| r).unwrap_or(e.message());

@@ -101,9 +101,9 @@ impl RegistryClient {
                     q.append_pair("scope", &scopes.join(" "));
                 }
                 let body = form.query().unwrap_or_default().to_string();
+                let http = host.http(&realm_url)?;
                 let make = || {
-                    host.http
-                        .post(realm_url.clone())
+                    http.post(realm_url.clone())
                         .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
                         .body(body.clone())
                 };
@@ -124,8 +124,9 @@ impl RegistryClient {
                     }
                 }
                 let basic = cred.basic_header();
+                let http = host.http(&url)?;
                 let make = || {
-                    let rb = host.http.get(url.clone());
+                    let rb = http.get(url.clone());
                     match &basic {
                         Some(b) => rb.header(AUTHORIZATION, b),
                         None => rb,

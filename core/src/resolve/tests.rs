@@ -23,19 +23,28 @@ struct FixedBuilder {
 
 #[async_trait]
 impl Builder for FixedBuilder {
-    async fn qualify(&self, import_path: &str) -> Result<String> {
-        let ip = import_path.trim_start_matches("ko://");
-        if ip.contains("/pkg/") {
-            return Err(Error::invalid(format!("{ip} is not a main package")));
-        }
-        Ok(ip.to_string())
+    async fn qualify(&self, import_paths: &[&str]) -> Result<Vec<Result<String>>> {
+        Ok(import_paths
+            .iter()
+            .map(|import_path| {
+                let ip = import_path.trim_start_matches("ko://");
+                if ip.contains("/pkg/") {
+                    return Err(Error::invalid(format!("{ip} is not a main package")));
+                }
+                Ok(ip.to_string())
+            })
+            .collect())
     }
 
-    async fn build(&self, import_path: &str) -> Result<Artifact> {
-        *self.builds.lock().unwrap().entry(import_path.to_string()).or_default() += 1;
-        let mut b = ImageBuilder::empty(&Platform::new("linux", "amd64", None));
-        b.annotations().insert("import-path".into(), import_path.into());
-        Ok(Artifact::Image(Arc::new(b.build()?)))
+    async fn build(&self, import_paths: &[&str]) -> Result<Vec<Artifact>> {
+        let mut out = Vec::new();
+        for import_path in import_paths {
+            *self.builds.lock().unwrap().entry(import_path.to_string()).or_default() += 1;
+            let mut b = ImageBuilder::empty(&Platform::new("linux", "amd64", None));
+            b.annotations().insert("import-path".into(), import_path.to_string());
+            out.push(Artifact::Image(Arc::new(b.build()?)));
+        }
+        Ok(out)
     }
 
     async fn main_packages(&self) -> Result<Vec<String>> {

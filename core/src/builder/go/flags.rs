@@ -74,14 +74,14 @@ pub async fn invocation(
         for (k, v) in go.go_env().await? {
             let v = env
                 .iter()
-                .find(|(ek, _)| ek.to_string_lossy() == k)
+                .find(|(ek, _)| ek.to_string_lossy() == k.as_str())
                 .map(|(_, ev)| ev.to_string_lossy().into_owned())
-                .unwrap_or(v);
+                .unwrap_or_else(|| v.clone());
             data.insert(format!("GoEnv.{k}"), v);
         }
     }
     if template::references(&templated, ".Git") {
-        template::git_values(&dir, &go.env, &mut data).await;
+        data.extend(go.git(&dir).await);
     }
     let when = settings.build.source_epoch.unwrap_or_else(|| {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)

@@ -1,6 +1,8 @@
 //! Assembling the image for one platform, as upstream's `buildOne`: the kodata layer and the
 //! binary layer appended to the base with their history entries, then the config edited
 //! (entrypoint, `PATH`, `KO_DATA_PATH`, labels, user, `created`) and the annotations set.
+//! A layer whose inputs the layer cache knows (a binary's Go build ID, a kodata tree's
+//! fingerprint) is not made at all unless a publisher asks for its bytes.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -9,10 +11,12 @@ use serde_json::{Value, json};
 
 use crate::blocking::{self, Checked};
 use crate::builder::kodata;
+use crate::cache::{self, Cache};
 use crate::config::BuildSettings;
 use crate::error::{Error, Result};
 use crate::events::{Event, Events, LayerRole};
-use crate::image::layer::FileBlob;
+use crate::image::compress::Compression;
+use crate::image::layer::{BlobSource, FileBlob, LazyBlob, Recipe};
 use crate::image::mutate::{History, ImageBuilder};
 use crate::image::tar::{LayerDigests, LayerWriter};
 use crate::image::time::{ZERO_TIME, rfc3339};
@@ -20,53 +24,99 @@ use crate::image::{Descriptor, Image, Index, IndexManifest, Layer, RawJson};
 
 pub const APP_DIR: &str = "/ko-app";
 
-/// A finished layer file, kept alive by the build's temporary directory.
-pub struct LayerFile {
+/// Where a build's layers are made and remembered.
+pub struct LayerContext<'a> {
+    pub cache: Option<&'a Cache>,
+    pub compression: Compression,
+    /// The build's working directory; layer files live in it.
+    pub tmp: &'a Arc<tempfile::TempDir>,
+}
+
+/// A layer of ko's: its digests and where its bytes come from (a file written now, or a recipe
+/// run only if a publisher needs the bytes).
+pub struct MadeLayer {
     pub digests: LayerDigests,
-    pub path: PathBuf,
+    pub source: Arc<dyn BlobSource>,
+    /// Known from the layer cache: nothing was tarred or compressed.
+    pub cached: bool,
 }
 
-/// Writes the kodata layer of the package in `package_dir` into `dir`.
-pub async fn kodata_layer(
-    package_dir: PathBuf,
-    allowed_root: PathBuf,
-    mtime: u64,
-    dir: &Path,
-    tmp: &Arc<tempfile::TempDir>,
-) -> Result<LayerFile> {
-    let path = dir.join("kodata.tar.gz");
-    let out = path.clone();
-    let keep_alive = tmp.clone();
-    let digests = blocking::run("kodata layer", move |abandoned| {
-        let _keep_alive = keep_alive;
-        kodata::write_layer(&package_dir, &allowed_root, mtime, &out, abandoned)
-    })
-    .await?;
-    Ok(LayerFile { digests, path })
-}
+impl LayerContext<'_> {
+    /// The layer `key` names: from the cache (made lazily by `recipe` at `path`), or made now and
+    /// remembered.
+    async fn layer(&self, key: Option<String>, path: PathBuf, recipe: Recipe) -> Result<MadeLayer> {
+        if let (Some(cache), Some(key)) = (self.cache, &key)
+            && let Some(digests) = cache.layer(key)
+        {
+            let source = LazyBlob::new(digests.clone(), path, recipe, self.tmp.clone());
+            return Ok(MadeLayer { digests, source: Arc::new(source), cached: true });
+        }
+        let (out, keep_alive) = (path.clone(), self.tmp.clone());
+        let digests = blocking::run("layer", move |abandoned| {
+            let _keep_alive = keep_alive;
+            recipe(&out, abandoned)
+        })
+        .await?;
+        if let (Some(cache), Some(key)) = (self.cache, &key) {
+            cache.put_layer(key, &digests);
+        }
+        let source = FileBlob { path, keep_alive: Some(self.tmp.clone()) };
+        Ok(MadeLayer { digests, source: Arc::new(source), cached: false })
+    }
 
-/// Writes the binary layer (the `ko-app` directory, then the binary at `entry`, as upstream's
-/// `tarBinary`) for `binary` into `out`.
-pub async fn binary_layer(
-    binary: PathBuf,
-    entry: String,
-    out: PathBuf,
-    tmp: &Arc<tempfile::TempDir>,
-) -> Result<LayerFile> {
-    let keep_alive = tmp.clone();
-    let path = out.clone();
-    let digests = blocking::run("binary layer", move |abandoned| {
-        let _keep_alive = keep_alive;
-        let file =
-            std::fs::File::open(&binary).map_err(|e| Error::io(format!("cannot open {}", binary.display()), e))?;
-        let size = file.metadata().map_err(|e| Error::io(format!("cannot stat {}", binary.display()), e))?.len();
-        let mut w = LayerWriter::create(&out)?;
-        w.append_dir("ko-app", 0o555, 0)?;
-        w.append_file(&entry, 0o555, 0, size, Checked::new(file, abandoned))?;
-        w.finish().map(|(_, d)| d)
-    })
-    .await?;
-    Ok(LayerFile { digests, path })
+    /// The kodata layer of the package in `package_dir`, made in `dir`.
+    pub async fn kodata(
+        &self,
+        package_dir: PathBuf,
+        allowed_root: PathBuf,
+        mtime: u64,
+        dir: &Path,
+    ) -> Result<MadeLayer> {
+        let compression = self.compression;
+        let key = match self.cache {
+            Some(_) => {
+                let (p, a) = (package_dir.clone(), allowed_root.clone());
+                let fingerprint = blocking::run("kodata", move |_| kodata::fingerprint(&p, &a)).await?;
+                Some(format!("kodata v1 {} mtime={mtime} {fingerprint}", compression.name()))
+            }
+            None => None,
+        };
+        let recipe: Recipe = Arc::new(move |out, abandoned| {
+            kodata::write_layer(&package_dir, &allowed_root, mtime, out, compression, abandoned)
+        });
+        self.layer(key, dir.join("kodata.tar.gz"), recipe).await
+    }
+
+    /// The binary layer (the `ko-app` directory, then `binary` at `entry`, as upstream's
+    /// `tarBinary`), made in `dir`. `binary` stays where it is while the image may need it.
+    pub async fn binary(&self, binary: PathBuf, entry: String, dir: &Path) -> Result<MadeLayer> {
+        let compression = self.compression;
+        let key = match self.cache {
+            Some(_) => {
+                let b = binary.clone();
+                let id = blocking::run("binary id", move |_| match cache::go_build_id(&b) {
+                    Some(id) => Ok(format!("go-build-id {id}")),
+                    None => cache::content_hash(&b).map(|h| format!("sha256 {h}")),
+                })
+                .await?;
+                let size = std::fs::metadata(&binary)
+                    .map_err(|e| Error::io(format!("cannot stat {}", binary.display()), e))?
+                    .len();
+                Some(format!("binary v1 {} {entry} size={size} {id}", compression.name()))
+            }
+            None => None,
+        };
+        let recipe: Recipe = Arc::new(move |out, abandoned| {
+            let file =
+                std::fs::File::open(&binary).map_err(|e| Error::io(format!("cannot open {}", binary.display()), e))?;
+            let size = file.metadata().map_err(|e| Error::io(format!("cannot stat {}", binary.display()), e))?.len();
+            let mut w = LayerWriter::create(out, compression)?;
+            w.append_dir("ko-app", 0o555, 0)?;
+            w.append_file(&entry, 0o555, 0, size, Checked::new(file, abandoned))?;
+            w.finish().map(|(_, d)| d)
+        });
+        self.layer(key, dir.join("binary.tar.gz"), recipe).await
+    }
 }
 
 /// What one platform's image is made of, besides its base.
@@ -74,10 +124,9 @@ pub struct Parts<'a> {
     pub import_path: &'a str,
     pub platform: String,
     pub app_path: &'a str,
-    pub kodata: &'a LayerFile,
-    pub binary: &'a LayerFile,
+    pub kodata: &'a MadeLayer,
+    pub binary: &'a MadeLayer,
     pub base_annotations: Vec<(&'static str, String)>,
-    pub tmp: &'a Arc<tempfile::TempDir>,
 }
 
 /// Appends ko's two layers to `builder` (the base), edits the config and annotations, and
@@ -88,27 +137,27 @@ pub fn assemble(
     settings: &BuildSettings,
     events: &Events,
 ) -> Result<Image> {
-    let layer_type = builder.layer_media_type();
-    let file_layer = |file: &LayerFile| Layer {
-        descriptor: Descriptor::new(layer_type, &file.digests.digest, file.digests.size),
-        diff_id: file.digests.diff_id.clone(),
-        source: Arc::new(FileBlob { path: file.path.clone(), keep_alive: Some(parts.tmp.clone()) }),
+    let layer_type = builder.layer_media_type(settings.compression);
+    let layer = |made: &MadeLayer| Layer {
+        descriptor: Descriptor::new(layer_type, &made.digests.digest, made.digests.size),
+        diff_id: made.digests.diff_id.clone(),
+        source: made.source.clone(),
     };
-    for (role, file) in [(LayerRole::Kodata, parts.kodata), (LayerRole::Binary, parts.binary)] {
+    for (role, made) in [(LayerRole::Kodata, parts.kodata), (LayerRole::Binary, parts.binary)] {
         events.emit(Event::LayerReady {
             import_path: parts.import_path.into(),
             platform: parts.platform.clone(),
             layer: role,
-            digest: file.digests.digest.clone(),
-            diff_id: file.digests.diff_id.clone(),
-            size: file.digests.size,
-            cached: false,
+            digest: made.digests.digest.clone(),
+            diff_id: made.digests.diff_id.clone(),
+            size: made.digests.size,
+            cached: made.cached,
         });
     }
     let created_by = format!("ko build ko://{}", parts.import_path);
     let time = |epoch: Option<i64>| epoch.map(rfc3339).unwrap_or_else(|| ZERO_TIME.to_string());
     builder.append(
-        file_layer(parts.kodata),
+        layer(parts.kodata),
         History {
             author: "ko".into(),
             created: time(settings.kodata_epoch),
@@ -117,7 +166,7 @@ pub fn assemble(
         },
     );
     builder.append(
-        file_layer(parts.binary),
+        layer(parts.binary),
         History {
             author: "ko".into(),
             created: time(settings.source_epoch),

@@ -1,53 +1,45 @@
-//! The Go builder: `go list` to qualify and check import paths, `go build` per platform, then the
-//! kodata and binary layers appended to the base and the config edited, exactly as upstream's
-//! `gobuild` does. Builds of several platforms run concurrently; `jobs` bounds concurrent
-//! `go build`s (and `go list`s) across everything this builder does.
+//! The Go builder: `go list` to qualify and check import paths, then for the import paths of a
+//! call: a plan of what to make ([`plan`]: base, platforms, kodata), the binaries ([`compile`]:
+//! one `go build` for every group that shares flags and platform), and the images ([`layers`]:
+//! the kodata and binary layers appended to the base and the config edited, exactly as
+//! upstream's `gobuild` does). `jobs` bounds concurrent `go build`s (and `go list`s) across
+//! everything this builder does.
 //!
 //! - [`toolchain`]: the `go` commands and their environment;
-//! - [`flags`]: `builds:` entries, flags and ldflags, templating;
-//! - [`layers`]: the layers and config of one platform's image.
+//! - [`flags`]: `builds:` entries, flags and ldflags, templating.
 
+mod compile;
 mod flags;
 mod layers;
+mod plan;
 mod toolchain;
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use tokio::sync::{Mutex, OnceCell, Semaphore};
 
-use super::base::{Base, BaseResolver, Synthetic};
-use super::{Builder, kodata};
+use super::Builder;
+use super::base::BaseResolver;
+use crate::cache::Cache;
 use crate::config::{BuildConfig, Settings};
 use crate::error::{Error, Result};
 use crate::events::Events;
-use crate::image::mutate::ImageBuilder;
-use crate::image::platform::PlatformSelection;
-use crate::image::{Artifact, Descriptor, Image, Platform, media_type, static_base};
-use layers::{APP_DIR, LayerFile, Parts};
+use crate::image::{Artifact, Image};
+use compile::Wanted;
+use layers::{APP_DIR, LayerContext, Parts};
+use plan::Plan;
 use toolchain::{Listed, Package, Toolchain};
 
-const BASE_NAME: &str = "org.opencontainers.image.base.name";
-const BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
-
-/// The platforms `--platform=all` means for a base that can serve any platform (`static`,
-/// `scratch`): the Linux ports Go supports and registries commonly carry.
-const ALL_LINUX: &[(&str, Option<&str>)] = &[
-    ("386", None),
-    ("amd64", None),
-    ("arm", Some("v6")),
-    ("arm", Some("v7")),
-    ("arm64", None),
-    ("ppc64le", None),
-    ("riscv64", None),
-    ("s390x", None),
-];
+/// Arguments per `go list` run (well below any command-line length limit).
+const LIST_CHUNK: usize = 256;
 
 /// Builds Go `main` packages into images. Shared by every call of a session.
 pub struct GoBuilder {
     settings: Arc<Settings>,
+    /// The on-disk cache (`KOCACHE`), unless turned off.
+    cache: Option<Cache>,
     go: Toolchain,
     bases: Arc<BaseResolver>,
     events: Events,
@@ -62,12 +54,9 @@ pub struct GoBuilder {
 impl GoBuilder {
     pub fn new(settings: Arc<Settings>, bases: Arc<BaseResolver>, events: Events) -> Self {
         let jobs = settings.build.jobs.max(1);
-        let go = Toolchain {
-            go: settings.build.go.clone(),
-            env: settings.env.clone(),
-            working_dir: settings.working_dir.clone(),
-        };
+        let go = Toolchain::new(settings.build.go.clone(), settings.env.clone(), settings.working_dir.clone());
         GoBuilder {
+            cache: Cache::from_env(&settings.env),
             settings,
             go,
             bases,
@@ -79,24 +68,62 @@ impl GoBuilder {
         }
     }
 
-    /// The package `arg` names, from the cache while its files are unchanged, else `go list`.
-    async fn package(&self, arg: &str) -> Result<Package> {
-        if let Some(listed) = self.packages.lock().await.get(arg)
-            && listed.is_current()
+    /// The packages `args` name, from the cache while their files are unchanged, the rest from
+    /// one `go list` (per [`LIST_CHUNK`] arguments). `None` where go listed nothing for one.
+    async fn packages(&self, args: &[&str]) -> Result<Vec<Option<Package>>> {
+        let mut found: Vec<Option<Package>> = Vec::with_capacity(args.len());
         {
-            return Ok(listed.package.clone());
+            let mut cache = self.packages.lock().await;
+            let wd = &self.settings.working_dir;
+            for arg in args {
+                let remembered = cache.get(*arg).filter(|l| l.is_current()).cloned().or_else(|| {
+                    let on_disk: Listed = self.cache.as_ref()?.listed(&self.go.list_key(wd, arg))?;
+                    on_disk.is_current().then(|| {
+                        cache.insert(arg.to_string(), on_disk.clone());
+                        on_disk
+                    })
+                });
+                found.push(remembered.map(|l| l.package));
+            }
         }
-        let pkg = {
-            let _permit = self.go_lists.acquire().await.map_err(|_| Error::cancelled())?;
-            self.go.list(&self.settings.working_dir, arg).await?
-        };
-        if pkg.error.is_none() && pkg.name == "main" {
-            let listed = Listed::new(pkg.clone());
-            let mut packages = self.packages.lock().await;
-            packages.insert(arg.to_string(), listed.clone());
-            packages.insert(pkg.import_path.clone(), listed);
+        let mut missing: Vec<&str> = Vec::new();
+        for (arg, pkg) in args.iter().zip(&found) {
+            if pkg.is_none() && !missing.contains(arg) {
+                missing.push(arg);
+            }
         }
-        Ok(pkg)
+        for chunk in missing.chunks(LIST_CHUNK) {
+            let listed = {
+                let _permit = self.go_lists.acquire().await.map_err(|_| Error::cancelled())?;
+                self.go.list_many(&self.settings.working_dir, chunk).await?
+            };
+            let mut cache = self.packages.lock().await;
+            for arg in chunk {
+                let Some(pkg) = toolchain::listed_for(arg, &listed, &self.settings.working_dir) else { continue };
+                if pkg.error.is_none() && pkg.name == "main" {
+                    let entry = Listed::new(pkg.clone());
+                    if let Some(disk) = &self.cache {
+                        disk.put_listed(&self.go.list_key(&self.settings.working_dir, arg), &entry);
+                    }
+                    cache.insert(arg.to_string(), entry.clone());
+                    cache.insert(pkg.import_path.clone(), entry);
+                }
+                for (a, slot) in args.iter().zip(found.iter_mut()) {
+                    if a == arg {
+                        *slot = Some(pkg.clone());
+                    }
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// The package `import_path` (qualified) names.
+    async fn package(&self, import_path: &str) -> Result<Package> {
+        self.packages(&[import_path])
+            .await?
+            .remove(0)
+            .ok_or_else(|| Error::not_found(format!("{import_path}: go list found no such package")))
     }
 
     async fn build_config(&self, import_path: &str) -> Result<BuildConfig> {
@@ -105,217 +132,91 @@ impl GoBuilder {
         Ok(configs.get(import_path).cloned().unwrap_or_default())
     }
 
-    async fn go_build(&self, import_path: &str, platform: &Platform, out: &Path) -> Result<()> {
-        let build = self.build_config(import_path).await?;
-        let scratch = out.parent().unwrap_or(&self.settings.working_dir);
-        let env = self.go.build_env(platform, scratch, &flags::env_entries(&build, &self.settings.config))?;
-        let (args, dir) = flags::invocation(import_path, &build, &self.settings, &self.go, &env).await?;
-        let _permit = self.go_builds.acquire().await.map_err(|_| Error::cancelled())?;
-        tracing::info!("Building {import_path} for {platform}");
-        self.go.build(import_path, platform, &args, &dir, env, out, &self.events).await
-    }
-
-    /// Builds the image for one platform on top of `base` (already loaded).
-    async fn build_one(
-        &self,
-        import_path: &str,
-        base: ImageBuilder,
-        platform: &Platform,
-        base_annotations: Vec<(&'static str, String)>,
-        kodata: &LayerFile,
-        tmp: &Arc<tempfile::TempDir>,
-    ) -> Result<Image> {
-        if platform.os == "windows" {
-            return Err(Error::unsupported(format!(
-                "{import_path}: windows images are not supported by this version of ko; choose linux platforms"
-            )));
-        }
-        let dir = tmp.path().join(platform.to_string().replace(['/', ':'], "_"));
-        std::fs::create_dir_all(&dir).map_err(|e| Error::io(format!("cannot create {}", dir.display()), e))?;
-        let binary = dir.join("out");
-        self.go_build(import_path, platform, &binary).await?;
-        let app_path = format!("{APP_DIR}/{}", layers::app_filename(import_path));
-        let binary_layer =
-            layers::binary_layer(binary.clone(), app_path.clone(), dir.join("binary.tar.gz"), tmp).await?;
-        // The binary is in the layer now; the layer file is what publishers read.
-        let _ = std::fs::remove_file(&binary);
-        let parts = Parts {
-            import_path,
-            platform: platform.to_string(),
-            app_path: &app_path,
-            kodata,
-            binary: &binary_layer,
-            base_annotations,
-            tmp,
-        };
-        layers::assemble(base, parts, &self.settings.build, &self.events)
-    }
-
-    fn synthetic_platforms(&self, import_path: &str) -> Result<Vec<Platform>> {
-        let platforms = match &self.settings.build.platforms {
-            PlatformSelection::All => {
-                ALL_LINUX.iter().map(|(arch, variant)| Platform::new("linux", arch, *variant)).collect()
+    /// The images of `plan`, once `binaries` (one per target, in order) are built.
+    async fn assemble(&self, plan: Plan, binaries: Vec<std::path::PathBuf>) -> Result<Artifact> {
+        let app_path = format!("{APP_DIR}/{}", layers::app_filename(&plan.import_path));
+        let mut children = Vec::with_capacity(plan.targets.len());
+        for (target, binary) in plan.targets.into_iter().zip(binaries) {
+            let dir = binary.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
+            let binary_layer = self.layer_context(&plan.tmp).binary(binary.clone(), app_path.clone(), &dir).await?;
+            if !binary_layer.cached {
+                // The binary is in the layer file now, which is what publishers read.
+                let _ = std::fs::remove_file(&binary);
             }
-            PlatformSelection::Only(list) => list.clone(),
-        };
-        if let Some(p) = platforms.iter().find(|p| p.architecture.is_empty()) {
-            return Err(Error::invalid(format!(
-                "{import_path}: platform {p} needs an architecture (e.g. {p}/amd64) with a scratch or static base"
-            )));
+            let parts = Parts {
+                import_path: &plan.import_path,
+                platform: target.platform.to_string(),
+                app_path: &app_path,
+                kodata: &plan.kodata,
+                binary: &binary_layer,
+                base_annotations: target.base_annotations,
+            };
+            let image: Image = layers::assemble(target.base, parts, &self.settings.build, &self.events)?;
+            children.push((target.template, image));
         }
-        Ok(platforms)
+        Ok(match plan.index {
+            None => Artifact::Image(Arc::new(children.remove(0).1)),
+            Some((media_type, annotations)) => {
+                Artifact::Index(Arc::new(layers::make_index(&media_type, children, annotations)?))
+            }
+        })
+    }
+
+    fn layer_context<'a>(&'a self, tmp: &'a Arc<tempfile::TempDir>) -> LayerContext<'a> {
+        LayerContext { cache: self.cache.as_ref(), compression: self.settings.build.compression, tmp }
     }
 }
 
 #[async_trait]
 impl Builder for GoBuilder {
-    async fn qualify(&self, import_path: &str) -> Result<String> {
-        let arg = import_path.strip_prefix("ko://").unwrap_or(import_path);
-        if arg.is_empty() || arg.starts_with('-') {
-            return Err(Error::invalid(format!("{import_path:?} is not an import path")));
+    async fn qualify(&self, import_paths: &[&str]) -> Result<Vec<Result<String>>> {
+        let args: Vec<&str> = import_paths.iter().map(|ip| ip.strip_prefix("ko://").unwrap_or(ip)).collect();
+        let valid = |arg: &&str| !arg.is_empty() && !arg.starts_with('-') && !arg.contains("...");
+        let listable: Vec<&str> = args.iter().copied().filter(valid).collect();
+        let mut listed = self.packages(&listable).await?.into_iter();
+        let mut out = Vec::with_capacity(args.len());
+        for (import_path, arg) in import_paths.iter().zip(&args) {
+            if !valid(arg) {
+                out.push(Err(Error::invalid(format!(
+                    "{import_path:?} is not an import path of one package (e.g. ./cmd/server or example.com/app/cmd/server)"
+                ))));
+                continue;
+            }
+            out.push(match listed.next().flatten() {
+                None => Err(Error::not_found(format!("{import_path}: go list found no such package"))),
+                Some(pkg) => match &pkg.error {
+                    Some(e) => Err(Error::not_found(format!("{import_path}: {}", e.err.trim()))),
+                    None if pkg.name != "main" => Err(Error::invalid(format!(
+                        "{import_path} is not a main package (it is package {}): ko builds commands, so name a package that declares `package main`",
+                        pkg.name
+                    ))),
+                    None => Ok(pkg.import_path),
+                },
+            });
         }
-        let pkg = self.package(arg).await?;
-        if let Some(e) = &pkg.error {
-            return Err(Error::not_found(format!("{import_path}: {}", e.err.trim())));
-        }
-        if pkg.name != "main" {
-            return Err(Error::invalid(format!(
-                "{import_path} is not a main package (it is package {}): ko builds commands, so name a package that declares `package main`",
-                pkg.name
-            )));
-        }
-        Ok(pkg.import_path)
+        Ok(out)
     }
 
     async fn main_packages(&self) -> Result<Vec<String>> {
         self.go.main_packages().await
     }
 
-    async fn build(&self, import_path: &str) -> Result<Artifact> {
-        let pkg = self.package(import_path).await?;
-        let settings = &self.settings.build;
-        let base_name = settings.base_image.clone().unwrap_or_else(|| self.settings.config.base_for(import_path));
-        let base = self.bases.resolve(&base_name).await?;
-        let base_digest = base.digest()?;
-        match &base_digest {
-            Some(d) => tracing::info!("Using base {}@{d} for {import_path}", base.reference()),
-            None => tracing::info!("Using base {} for {import_path}", base.reference()),
-        }
-        let tmp = Arc::new(
-            tempfile::Builder::new()
-                .prefix("ko")
-                .tempdir_in(self.settings.env.temp_dir())
-                .map_err(|e| Error::io("cannot create a temporary directory", e))?,
-        );
-        let module_dir = pkg.module.as_ref().and_then(|m| m.dir.as_deref());
-        let allowed = kodata::allowed_root(&pkg.dir, module_dir, settings.kodata_allowed_root.as_deref());
-        let mtime = settings.kodata_epoch.unwrap_or(0).max(0) as u64;
-        let kodata = layers::kodata_layer(pkg.dir.clone(), allowed, mtime, tmp.path(), &tmp).await?;
-        let base_ref = base.reference().to_string();
-        let annotate = |digest: &str| vec![(BASE_NAME, base_ref.clone()), (BASE_DIGEST, digest.to_string())];
-
-        match &*base {
-            Base::Image { reference, image } => {
-                let platform = image.platform.clone().unwrap_or_else(|| Platform::new("linux", "amd64", None));
-                if !settings.platforms.matches(&platform) {
-                    return Err(Error::build(format!(
-                        "base image {reference} is for {platform}, which does not match the platforms asked for ({}); use a multi-platform base or a matching {}",
-                        describe(&settings.platforms),
-                        self.settings.option("platforms")
-                    )));
-                }
-                let builder = ImageBuilder::from_base(image)?;
-                let img = self
-                    .build_one(import_path, builder, &platform, annotate(&image.manifest.digest), &kodata, &tmp)
-                    .await?;
-                Ok(Artifact::Image(Arc::new(img)))
-            }
-            Base::Index { reference, media_type: index_type, manifest, index, source } => {
-                let mut matches = Vec::new();
-                for d in &index.manifests {
-                    if !media_type::is_manifest(&d.media_type) {
-                        return Err(Error::unsupported(format!(
-                            "base image {reference}: entry {} has media type {}; nested indexes are not supported",
-                            d.digest, d.media_type
-                        )));
-                    }
-                    if d.platform.as_ref().is_some_and(|p| settings.platforms.matches(p)) {
-                        matches.push(d.clone());
-                    }
-                }
-                if matches.is_empty() {
-                    let offered: Vec<String> =
-                        index.manifests.iter().filter_map(|d| d.platform.as_ref().map(|p| p.to_string())).collect();
-                    return Err(Error::build(format!(
-                        "no matching platforms in base image index {reference}: it has [{}], and {} was asked for",
-                        offered.join(", "),
-                        describe(&settings.platforms)
-                    )));
-                }
-                let build_child = |d: Descriptor| {
-                    let source = source.clone();
-                    let (tmp, kodata, annotate) = (&tmp, &kodata, &annotate);
-                    async move {
-                        let base_image = source.image(&d).await?;
-                        let platform = d.platform.clone().expect("matched entries have platforms");
-                        let builder = ImageBuilder::from_base(&base_image)?;
-                        let img =
-                            self.build_one(import_path, builder, &platform, annotate(&d.digest), kodata, tmp).await?;
-                        Ok::<_, Error>((d, img))
-                    }
-                };
-                if matches.len() == 1 {
-                    let (_, img) = build_child(matches.remove(0)).await?;
-                    return Ok(Artifact::Image(Arc::new(img)));
-                }
-                let children = futures::future::try_join_all(matches.into_iter().map(build_child)).await?;
-                let mut annotations =
-                    vec![(BASE_NAME.to_string(), base_ref.clone()), (BASE_DIGEST.to_string(), manifest.digest.clone())];
-                annotations.extend(settings.annotations.iter().cloned());
-                Ok(Artifact::Index(Arc::new(layers::make_index(index_type, children, annotations)?)))
-            }
-            Base::Synthetic(kind) => {
-                let platforms = self.synthetic_platforms(import_path)?;
-                let build_child = |platform: Platform| {
-                    let (tmp, kodata, base_digest, base_ref) = (&tmp, &kodata, &base_digest, &base_ref);
-                    async move {
-                        let (builder, digest) = match kind {
-                            Synthetic::Scratch => (ImageBuilder::empty(&platform), None),
-                            Synthetic::Static => {
-                                let base = static_base::image(&platform)?;
-                                let digest = base.manifest.digest.clone();
-                                (ImageBuilder::from_base(&base)?, Some(digest))
-                            }
-                        };
-                        let ann = match digest.or_else(|| base_digest.clone()) {
-                            Some(d) => annotate(&d),
-                            None => vec![(BASE_NAME, base_ref.clone())],
-                        };
-                        let img = self.build_one(import_path, builder, &platform, ann, kodata, tmp).await?;
-                        let mut d = Descriptor::new(&img.media_type, &img.manifest.digest, 0);
-                        d.platform = Some(platform);
-                        Ok::<_, Error>((d, img))
-                    }
-                };
-                if platforms.len() == 1 {
-                    let (_, img) = build_child(platforms[0].clone()).await?;
-                    return Ok(Artifact::Image(Arc::new(img)));
-                }
-                let children = futures::future::try_join_all(platforms.into_iter().map(build_child)).await?;
-                let mut annotations = vec![(BASE_NAME.to_string(), base_ref.clone())];
-                if let Some(d) = &base_digest {
-                    annotations.push((BASE_DIGEST.to_string(), d.clone()));
-                }
-                annotations.extend(settings.annotations.iter().cloned());
-                Ok(Artifact::Index(Arc::new(layers::make_index(media_type::OCI_INDEX, children, annotations)?)))
+    async fn build(&self, import_paths: &[&str]) -> Result<Vec<Artifact>> {
+        let plans = futures::future::try_join_all(import_paths.iter().map(|ip| self.plan(ip))).await?;
+        let mut wanted = Vec::new();
+        for plan in &plans {
+            for target in &plan.targets {
+                let dir = plan.tmp.path().join(target.platform.to_string().replace(['/', ':'], "_"));
+                wanted.push(Wanted { import_path: &plan.import_path, platform: &target.platform, dir });
             }
         }
-    }
-}
-
-fn describe(sel: &PlatformSelection) -> String {
-    match sel {
-        PlatformSelection::All => "all".to_string(),
-        PlatformSelection::Only(list) => list.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
+        let mut binaries = self.compile(&wanted).await?.into_iter();
+        drop(wanted);
+        let mut assembling = Vec::with_capacity(plans.len());
+        for plan in plans {
+            let mine: Vec<_> = binaries.by_ref().take(plan.targets.len()).collect();
+            assembling.push(self.assemble(plan, mine));
+        }
+        futures::future::try_join_all(assembling).await
     }
 }

@@ -4,12 +4,13 @@
 
 use std::collections::HashMap;
 use std::ffi::OsString;
-use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
 
+use crate::builder::template::{self, TemplateData};
 use crate::env::Env;
 use crate::error::{Error, Result};
 use crate::events::{Event, Events};
@@ -17,7 +18,7 @@ use crate::image::Platform;
 use crate::process;
 
 /// What `go list -json` says about a package (the fields ko uses).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Package {
     pub import_path: String,
@@ -29,23 +30,23 @@ pub struct Package {
     pub error: Option<PackageError>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct Module {
     pub dir: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct PackageError {
     pub err: String,
 }
 
 /// A `go list` result and the state of the files it was computed from.
-#[derive(Clone)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct Listed {
     pub package: Package,
-    fingerprint: u64,
+    fingerprint: String,
 }
 
 impl Listed {
@@ -62,54 +63,71 @@ impl Listed {
 
 /// Names, sizes and modification times of the package directory's entries and of the module's
 /// `go.mod`, `go.sum` and `go.work`: what `go list`'s answer depends on, short of reading files.
-fn fingerprint(pkg: &Package) -> u64 {
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    let stat = |p: &Path, h: &mut std::collections::hash_map::DefaultHasher| {
+fn fingerprint(pkg: &Package) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let mut h = Sha256::new();
+    let mut stat = |p: &Path| {
+        h.update(p.as_os_str().as_encoded_bytes());
         if let Ok(m) = std::fs::metadata(p) {
-            (m.len(), m.modified().ok()).hash(h);
+            h.update(format!(" {} {}.{} {}\n", m.len(), m.mtime(), m.mtime_nsec(), m.ino()));
         }
     };
-    stat(&pkg.dir, &mut h);
+    stat(&pkg.dir);
     if let Ok(entries) = std::fs::read_dir(&pkg.dir) {
         let mut names: Vec<_> = entries.filter_map(|e| e.ok()).map(|e| e.path()).collect();
         names.sort();
         for p in names {
-            p.hash(&mut h);
-            stat(&p, &mut h);
+            stat(&p);
         }
     }
     if let Some(module_dir) = pkg.module.as_ref().and_then(|m| m.dir.as_ref()) {
         for f in ["go.mod", "go.sum", "go.work"] {
-            stat(&module_dir.join(f), &mut h);
+            stat(&module_dir.join(f));
         }
     }
-    h.finish()
+    hex::encode(h.finalize())
 }
 
-/// The toolchain as a session uses it: which `go`, with which environment.
+/// The toolchain as a session uses it: which `go`, with which environment. `go env` and the
+/// `git` facts templates use are asked once per session.
 pub struct Toolchain {
     pub go: String,
     pub env: Env,
     pub working_dir: PathBuf,
+    go_env: tokio::sync::OnceCell<HashMap<String, String>>,
+    git: tokio::sync::Mutex<HashMap<PathBuf, TemplateData>>,
 }
 
 impl Toolchain {
+    pub fn new(go: String, env: Env, working_dir: PathBuf) -> Toolchain {
+        Toolchain { go, env, working_dir, go_env: Default::default(), git: Default::default() }
+    }
+
     fn missing(&self, e: std::io::Error) -> Error {
         Error::build(format!("cannot run {:?}: {e}; install Go or set KO_GO_PATH to the go binary", self.go))
     }
 
-    /// `go list -e -json <pattern>` in `dir`: the one package `pattern` names.
-    pub async fn list(&self, dir: &Path, pattern: &str) -> Result<Package> {
+    /// `go list -e -json=<fields>` of `patterns` in `dir`, in one run: one entry per distinct
+    /// package, in the order the patterns name them (errors as entries, as `-e` reports them).
+    /// Asking for the fields ko reads, not all, spares go the staleness check (about 60 ms).
+    pub async fn list_many(&self, dir: &Path, patterns: &[&str]) -> Result<Vec<Package>> {
         let mut cmd = process::command(&self.go, &self.env);
-        cmd.args(["list", "-e", "-json", pattern]).current_dir(dir);
+        cmd.args(["list", "-e", "-json=ImportPath,Name,Dir,Module,Error"]).args(patterns).current_dir(dir);
         let output = process::output(&mut cmd).await.map_err(|e| self.missing(e))?;
+        let what = patterns.join(" ");
         let packages: Vec<Package> = serde_json::Deserializer::from_slice(&output.stdout)
             .into_iter::<Package>()
             .collect::<std::result::Result<_, _>>()
-            .map_err(|e| Error::build(format!("go list {pattern}: unexpected output: {e}")))?;
+            .map_err(|e| Error::build(format!("go list {what}: unexpected output: {e}")))?;
         if !output.status.success() || packages.is_empty() {
-            return Err(Error::not_found(format!("{pattern}: {}", output.stderr.trim())));
+            return Err(Error::not_found(format!("{what}: {}", output.stderr.trim())));
         }
+        Ok(packages)
+    }
+
+    /// The one package `pattern` names in `dir`.
+    pub async fn list(&self, dir: &Path, pattern: &str) -> Result<Package> {
+        let packages = self.list_many(dir, &[pattern]).await?;
         if packages.len() != 1 {
             return Err(Error::invalid(format!(
                 "{pattern} matches {} packages; name exactly one main package",
@@ -135,30 +153,51 @@ impl Toolchain {
         Ok(String::from_utf8_lossy(&output.stdout).lines().filter(|l| !l.is_empty()).map(str::to_string).collect())
     }
 
-    /// `go env -json`.
-    pub async fn go_env(&self) -> Result<HashMap<String, String>> {
-        let mut cmd = process::command(&self.go, &self.env);
-        cmd.args(["env", "-json"]).current_dir(&self.working_dir);
-        let output = process::output(&mut cmd).await.map_err(|e| self.missing(e))?;
-        serde_json::from_slice(&output.stdout)
-            .map_err(|e| Error::build(format!("go env -json: unexpected output: {e}")))
+    /// `go env -json`, asked once.
+    pub async fn go_env(&self) -> Result<&HashMap<String, String>> {
+        self.go_env
+            .get_or_try_init(|| async {
+                let mut cmd = process::command(&self.go, &self.env);
+                cmd.args(["env", "-json"]).current_dir(&self.working_dir);
+                let output = process::output(&mut cmd).await.map_err(|e| self.missing(e))?;
+                serde_json::from_slice(&output.stdout)
+                    .map_err(|e| Error::build(format!("go env -json: unexpected output: {e}")))
+            })
+            .await
+    }
+
+    /// `.Git.*` of the repository holding `dir`, asked once per directory.
+    pub async fn git(&self, dir: &Path) -> TemplateData {
+        let mut known = self.git.lock().await;
+        if let Some(data) = known.get(dir) {
+            return data.clone();
+        }
+        let mut data = TemplateData::default();
+        template::git_values(dir, &self.env, &mut data).await;
+        known.insert(dir.to_path_buf(), data.clone());
+        data
+    }
+
+    /// What `go list` results depend on besides the files: the `GO*` and `CGO_*` variables.
+    pub fn list_key(&self, dir: &Path, pattern: &str) -> String {
+        let mut key = format!("list v1 {} {pattern}", dir.display());
+        for (k, v) in self.env.vars() {
+            let k = k.to_string_lossy();
+            if k.starts_with("GO") || k.starts_with("CGO_") {
+                key.push_str(&format!(" {k}={}", v.to_string_lossy()));
+            }
+        }
+        key
     }
 
     /// The environment of `go build` for `platform`: ko's defaults, then the session's
     /// environment, then the build's own `env` (or `defaultEnv`), the last of each name winning,
-    /// as upstream. Go's scratch directory is `scratch`, inside ko's temporary directory, so it
-    /// is removed with it even when the build is cancelled.
-    pub fn build_env(
-        &self,
-        platform: &Platform,
-        scratch: &Path,
-        build_env: &[String],
-    ) -> Result<Vec<(OsString, OsString)>> {
+    /// as upstream. (`GOTMPDIR`, inside ko's working directory, is added per run.)
+    pub fn build_env(&self, platform: &Platform, build_env: &[String]) -> Result<Vec<(OsString, OsString)>> {
         let mut env: Vec<(OsString, OsString)> = vec![
             ("CGO_ENABLED".into(), "0".into()),
             ("GOOS".into(), platform.os.clone().into()),
             ("GOARCH".into(), platform.architecture.clone().into()),
-            ("GOTMPDIR".into(), scratch.as_os_str().to_owned()),
         ];
         match (platform.architecture.as_str(), platform.variant.as_deref()) {
             ("arm", Some(v)) => {
@@ -184,49 +223,79 @@ impl Toolchain {
         Ok(env)
     }
 
-    /// `go build <args> -o <out> <import_path>` in `dir` with `env`, reporting each line go
-    /// prints as an event.
+    /// `go build <args> -o <out_dir>/ <import paths…>` in `dir` with `env`, reporting each line
+    /// go prints as an event (for every import path of the run).
     #[allow(clippy::too_many_arguments)]
     pub async fn build(
         &self,
-        import_path: &str,
+        import_paths: &[&str],
         platform: &Platform,
         args: &[String],
         dir: &Path,
         env: Vec<(OsString, OsString)>,
-        out: &Path,
+        out_dir: &Path,
         events: &Events,
     ) -> Result<()> {
         let started = Instant::now();
         let platform_name = platform.to_string();
-        events.emit(Event::BuildStarted { import_path: import_path.into(), platform: platform_name.clone() });
+        for ip in import_paths {
+            events.emit(Event::BuildStarted { import_path: ip.to_string(), platform: platform_name.clone() });
+        }
+        let mut out = out_dir.as_os_str().to_owned();
+        out.push("/");
         let mut cmd = process::command(&self.go, &Env::default());
         cmd.env_clear().envs(env);
-        cmd.arg("build").args(args).arg("-o").arg(out).arg(import_path).current_dir(dir);
+        cmd.arg("build").args(args).arg("-o").arg(out).args(import_paths).current_dir(dir);
         let mut on_line = |line: &str| {
-            events.emit(Event::GoOutput {
-                import_path: import_path.into(),
-                platform: platform_name.clone(),
-                line: line.to_string(),
-            })
+            for ip in import_paths {
+                events.emit(Event::GoOutput {
+                    import_path: ip.to_string(),
+                    platform: platform_name.clone(),
+                    line: line.to_string(),
+                });
+            }
         };
         let output = process::run(&mut cmd, None, &mut on_line).await.map_err(|e| self.missing(e))?;
         if !output.status.success() {
             let mut text = output.stderr;
             text.push_str(&String::from_utf8_lossy(&output.stdout));
             return Err(Error::build(format!(
-                "go build {import_path} for {platform}: {}:\n{}",
+                "go build {} for {platform}: {}:\n{}",
+                import_paths.join(" "),
                 output.status,
                 text.trim_end()
             )));
         }
-        events.emit(Event::BuildFinished {
-            import_path: import_path.into(),
-            platform: platform_name,
-            duration: started.elapsed(),
-        });
+        for ip in import_paths {
+            events.emit(Event::BuildFinished {
+                import_path: ip.to_string(),
+                platform: platform_name.clone(),
+                duration: started.elapsed(),
+            });
+        }
         Ok(())
     }
+}
+
+/// The entry of `packages` (one `go list` of several patterns) that `pattern` names: the package
+/// with that import path, or for a relative or absolute path, the one in that directory.
+pub fn listed_for<'a>(pattern: &str, packages: &'a [Package], dir: &Path) -> Option<&'a Package> {
+    if let Some(p) = packages.iter().find(|p| p.import_path == pattern) {
+        return Some(p);
+    }
+    let is_path = pattern == "."
+        || pattern == ".."
+        || pattern.starts_with("./")
+        || pattern.starts_with("../")
+        || pattern.starts_with('/');
+    if !is_path {
+        return None;
+    }
+    let wanted = dir.join(pattern);
+    let wanted = wanted.canonicalize().unwrap_or(wanted);
+    packages
+        .iter()
+        .find(|p| !p.dir.as_os_str().is_empty() && p.dir.canonicalize().unwrap_or_else(|_| p.dir.clone()) == wanted)
 }
 
 /// Refuses `-toolexec`, which would run an arbitrary program as the compiler (as upstream).
@@ -259,6 +328,26 @@ mod tests {
         assert!(listed.is_current());
         std::fs::write(dir.path().join("other.go"), "package lib\n").unwrap();
         assert!(!listed.is_current());
+    }
+
+    #[test]
+    fn listed_packages_are_found_by_import_path_or_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("cmd/a")).unwrap();
+        let pkg = |ip: &str, d: &Path| Package {
+            import_path: ip.into(),
+            name: "main".into(),
+            dir: d.to_path_buf(),
+            module: None,
+            error: None,
+        };
+        let listed = [pkg("example.com/x/cmd/a", &dir.path().join("cmd/a")), pkg("./cmd/missing", Path::new(""))];
+        let found = |p: &str| listed_for(p, &listed, dir.path()).map(|p| p.import_path.as_str());
+        assert_eq!(found("example.com/x/cmd/a"), Some("example.com/x/cmd/a"));
+        assert_eq!(found("./cmd/a"), Some("example.com/x/cmd/a"));
+        assert_eq!(found("./cmd/a/"), Some("example.com/x/cmd/a"));
+        assert_eq!(found("./cmd/missing"), Some("./cmd/missing"));
+        assert_eq!(found("example.com/other"), None);
     }
 
     #[test]
