@@ -95,6 +95,9 @@ struct BuildFlags {
     /// SBOM to generate: only `none` is supported by this version.
     #[arg(long)]
     sbom: Option<String>,
+    /// How ko's layers are compressed: gzip (default) or zstd.
+    #[arg(long)]
+    layer_compression: Option<String>,
 }
 
 /// Flags that decide where images go and what they are called (upstream's `options/publish.go`).
@@ -145,6 +148,7 @@ fn options(build: BuildFlags, publish: PublishFlags) -> ko_core::Options {
         image_annotations: build.image_annotations,
         image_user: build.image_user,
         sbom: build.sbom,
+        layer_compression: build.layer_compression,
         tags: publish.tags,
         tag_only: publish.tag_only,
         push: Some(publish.push),

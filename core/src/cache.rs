@@ -5,7 +5,7 @@
 //! Where: `$KOCACHE`, else `$XDG_CACHE_HOME/ko`, else `~/.cache/ko`; `KOCACHE=off` turns it off.
 //!
 //! - `bin/<platform>/<invocation>/`: the binaries `go build` last wrote for one set of flags,
-//!   directory and environment, with a `lock` file; a build holds that lock (`flock`) from `go
+//!   directory, environment and packages, with a `lock` file; a build holds that lock (`flock`) from `go
 //!   build` until it has its own copies, so concurrent ko processes never read a half-written
 //!   binary.
 //! - `layers/<sha256 of the layer's key>.json`: a layer's digest, diff id and size, by what it was
@@ -65,8 +65,8 @@ impl Cache {
             .map_err(|e| Error::io(format!("cannot create a directory in {}", dir.display()), e))
     }
 
-    /// Where `go build` runs described by `invocation` (its flags, directory and environment)
-    /// for `platform` put their binaries (created if need be).
+    /// Where `go build` runs described by `invocation` (its flags, directory, environment and
+    /// packages) for `platform` put their binaries (created if need be).
     pub fn build_dir(&self, platform: &str, invocation: &str) -> Result<PathBuf> {
         let platform = platform.replace(|c: char| !(c.is_ascii_alphanumeric() || "._-".contains(c)), "_");
         let hash = hex::encode(&Sha256::digest(invocation.as_bytes())[..8]);

@@ -89,6 +89,7 @@ def resolve(
     image_user: str | None = None,
     ldflags: str | Sequence[str] | None = None,
     disable_optimizations: bool = False,
+    layer_compression: str | None = None,
     config_path: StrPath | None = None,
     working_dir: StrPath | None = None,
 ) -> str:
@@ -123,6 +124,7 @@ def resolve(
         image_user: config ``User``.
         ldflags: linker flags (joined with spaces).
         disable_optimizations: build with ``-gcflags all=-N -l``.
+        layer_compression: ``"gzip"`` (default) or ``"zstd"`` for ko's own layers.
         config_path: ``.ko.yaml`` file or its directory (``KO_CONFIG_PATH``).
         working_dir: where ``go`` runs and relative paths resolve (default: the current directory).
 
@@ -158,6 +160,7 @@ def resolve_string(
     image_user: str | None = None,
     ldflags: str | Sequence[str] | None = None,
     disable_optimizations: bool = False,
+    layer_compression: str | None = None,
     config_path: StrPath | None = None,
     working_dir: StrPath | None = None,
 ) -> str:
@@ -188,6 +191,7 @@ def resolve_string(
         image_user: config ``User``.
         ldflags: linker flags (joined with spaces).
         disable_optimizations: build with ``-gcflags all=-N -l``.
+        layer_compression: ``"gzip"`` (default) or ``"zstd"`` for ko's own layers.
         config_path: ``.ko.yaml`` file or its directory (``KO_CONFIG_PATH``).
         working_dir: where ``go`` runs and relative paths resolve (default: the current directory).
 
@@ -221,6 +225,7 @@ def build(
     image_user: str | None = None,
     ldflags: str | Sequence[str] | None = None,
     disable_optimizations: bool = False,
+    layer_compression: str | None = None,
     config_path: StrPath | None = None,
     working_dir: StrPath | None = None,
 ) -> list[str]:
@@ -249,6 +254,7 @@ def build(
         image_user: config ``User``.
         ldflags: linker flags (joined with spaces).
         disable_optimizations: build with ``-gcflags all=-N -l``.
+        layer_compression: ``"gzip"`` (default) or ``"zstd"`` for ko's own layers.
         config_path: ``.ko.yaml`` file or its directory (``KO_CONFIG_PATH``).
         working_dir: where ``go`` runs and relative paths resolve (default: the current directory).
 
@@ -291,6 +297,7 @@ def apply(
     image_user: str | None = None,
     ldflags: str | Sequence[str] | None = None,
     disable_optimizations: bool = False,
+    layer_compression: str | None = None,
     config_path: StrPath | None = None,
     working_dir: StrPath | None = None,
 ) -> None:
@@ -333,6 +340,7 @@ def create(
     image_user: str | None = None,
     ldflags: str | Sequence[str] | None = None,
     disable_optimizations: bool = False,
+    layer_compression: str | None = None,
     config_path: StrPath | None = None,
     working_dir: StrPath | None = None,
 ) -> None:

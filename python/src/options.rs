@@ -26,7 +26,8 @@ macro_rules! with_options {
             bare = false, insecure_registry = false, oci_layout_path = None, tarball = None,
             image_refs = None, jobs = None, sbom = None, image_labels = None,
             image_annotations = None, image_user = None, ldflags = None,
-            disable_optimizations = false, config_path = None, working_dir = None))]
+            disable_optimizations = false, layer_compression = None, config_path = None,
+            working_dir = None))]
         #[allow(clippy::too_many_arguments)]
         fn $name(
             py: Python<'_>,
@@ -54,6 +55,7 @@ macro_rules! with_options {
             image_user: Option<String>,
             ldflags: Option<Bound<'_, PyAny>>,
             disable_optimizations: bool,
+            layer_compression: Option<String>,
             config_path: Option<PathBuf>,
             working_dir: Option<PathBuf>,
         ) -> PyResult<$ret> {
@@ -80,6 +82,7 @@ macro_rules! with_options {
                 image_user,
                 ldflags: strings(ldflags.as_ref(), "ldflags")?,
                 disable_optimizations,
+                layer_compression,
                 config_path,
                 working_dir,
                 env,

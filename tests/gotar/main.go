@@ -1,25 +1,60 @@
 // Command gotar writes the binary layer exactly as upstream ko does
 // (ko-build/ko pkg/build/gobuild.go tarBinary, linux case), so the tests can
-// compare its sha256 with the diff id of the layer our ko produced.
+// compare its sha256 with the diff id of the layer our ko produced; and
+// decompresses a gzip stream with Go's compress/gzip, as containerd and
+// go-containerregistry read ko's layers.
 //
 // Usage: gotar BINARY NAME OUT.tar
+//
+//	gotar gunzip IN.gz OUT
 package main
 
 import (
 	"archive/tar"
+	"compress/gzip"
 	"fmt"
+	"io"
 	"os"
 )
 
 func main() {
-	if len(os.Args) != 4 {
-		fmt.Fprintln(os.Stderr, "usage: gotar BINARY NAME OUT.tar")
+	var err error
+	switch {
+	case len(os.Args) == 4 && os.Args[1] == "gunzip":
+		err = gunzip(os.Args[2], os.Args[3])
+	case len(os.Args) == 4:
+		err = run(os.Args[1], os.Args[2], os.Args[3])
+	default:
+		fmt.Fprintln(os.Stderr, "usage: gotar BINARY NAME OUT.tar | gotar gunzip IN.gz OUT")
 		os.Exit(2)
 	}
-	if err := run(os.Args[1], os.Args[2], os.Args[3]); err != nil {
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "gotar:", err)
 		os.Exit(1)
 	}
+}
+
+func gunzip(in, out string) error {
+	f, err := os.Open(in)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		return err
+	}
+	o, err := os.Create(out)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(o, zr); err != nil {
+		return err
+	}
+	if err := zr.Close(); err != nil {
+		return err
+	}
+	return o.Close()
 }
 
 func run(binary, name, out string) error {

@@ -42,6 +42,7 @@ pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 pub const OCI_LAYER_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
+pub const OCI_LAYER_ZSTD: &str = "application/vnd.oci.image.layer.v1.tar+zstd";
 pub const ANN_BASE_NAME: &str = "org.opencontainers.image.base.name";
 pub const ANN_BASE_DIGEST: &str = "org.opencontainers.image.base.digest";
 
@@ -72,6 +73,47 @@ pub fn require_tool(tool: &str) -> PathBuf {
              `apt-get install -y docker-registry skopeo umoci`)"
         )
     })
+}
+
+/// An `umoci` that reads zstd layers (0.5 and later): the system's when it is new enough, else
+/// umoci v0.6.0 built from the Go module proxy into `~/.cache/ko-tests` (about 30 s, once).
+pub fn umoci_zstd() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        if let Some(system) = find_on_path("umoci") {
+            let version = Command::new(&system).arg("--version").output().map(|o| o.stdout).unwrap_or_default();
+            let version = String::from_utf8_lossy(&version);
+            let minor =
+                version.split_whitespace().nth(2).and_then(|v| v.split('.').nth(1)).and_then(|m| m.parse::<u32>().ok());
+            if version.contains("version 0.") && minor.is_some_and(|m| m >= 5) || version.contains("version 1.") {
+                return system;
+            }
+        }
+        let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(std::env::temp_dir);
+        let out = home.join(".cache/ko-tests/umoci-v0.6.0/umoci");
+        if out.is_file() {
+            return out;
+        }
+        let info = run_tool(Command::new(go_bin()).args([
+            "mod",
+            "download",
+            "-json",
+            "github.com/opencontainers/umoci@v0.6.0",
+        ]));
+        let info: Value = serde_json::from_slice(&info).unwrap();
+        let src = tempfile::Builder::new().prefix("ko-tests-umoci").tempdir().unwrap();
+        copy_tree(Path::new(info["Dir"].as_str().unwrap()), src.path());
+        run_tool(
+            Command::new(go_bin())
+                .args(["build", "-mod=mod", "-o"])
+                .arg(&out)
+                .arg("./cmd/umoci")
+                .current_dir(src.path())
+                .env("CGO_ENABLED", "0"),
+        );
+        out
+    })
+    .clone()
 }
 
 /// The `go` binary used by the tests (and passed to ko as `KO_GO_PATH` when
@@ -888,6 +930,15 @@ pub fn gotar(binary: &[u8], name: &str) -> Vec<u8> {
     fs::write(&input, binary).unwrap();
     let out = dir.path().join("out.tar");
     run_tool(Command::new(gotar_bin()).arg(&input).arg(name).arg(&out));
+    fs::read(&out).unwrap()
+}
+
+/// Decompresses `gz` with Go's `compress/gzip` (through gotar).
+pub fn go_gunzip(gz: &[u8]) -> Vec<u8> {
+    let dir = tempfile::Builder::new().prefix("ko-tests-gunzip").tempdir().unwrap();
+    let (input, out) = (dir.path().join("in.gz"), dir.path().join("out"));
+    fs::write(&input, gz).unwrap();
+    run_tool(Command::new(gotar_bin()).arg("gunzip").arg(&input).arg(&out));
     fs::read(&out).unwrap()
 }
 

@@ -216,6 +216,32 @@ fn events_trace_a_build_then_a_rebuild_that_uploads_nothing() {
 }
 
 #[test]
+fn a_rebuild_in_a_new_session_takes_its_layers_from_the_cache() {
+    let reg = Registry::start();
+    let fx = GoFixture::app();
+    let cache = tempfile::tempdir().unwrap();
+    let cache_dir = cache.path().display().to_string();
+    let opts =
+        || Options { docker_repo: Some(format!("{}/cached", reg.host())), ..options(&fx, &[("KOCACHE", &cache_dir)]) };
+    let first = Arc::new(Session::new(opts()).unwrap());
+    let seen = recorder(&first, Duration::ZERO);
+    let reference = build(&first, "./cmd/hello").unwrap().remove(0).reference;
+    let cold = take(&seen);
+    assert!(cold.iter().any(|e| matches!(e, Event::LayerReady { cached: false, .. })), "{cold:#?}");
+    // Another session (as another ko process would be) with the same cache.
+    let second = Arc::new(Session::new(opts()).unwrap());
+    let seen = recorder(&second, Duration::ZERO);
+    assert_eq!(build(&second, "./cmd/hello").unwrap().remove(0).reference, reference);
+    let warm = take(&seen);
+    let layers: Vec<bool> = warm
+        .iter()
+        .filter_map(|e| if let Event::LayerReady { cached, .. } = e { Some(*cached) } else { None })
+        .collect();
+    assert_eq!(layers, [true, true], "kodata and binary layers come from the cache, untarred and uncompressed");
+    assert!(!warm.iter().any(|e| matches!(e, Event::BlobUploaded { .. } | Event::BlobProgress { .. })), "{warm:#?}");
+}
+
+#[test]
 fn windows_platforms_are_unsupported() {
     let fx = GoFixture::app();
     let opts = Options { push: Some(false), platforms: vec!["windows/amd64".into()], ..options(&fx, &[]) };
@@ -281,9 +307,12 @@ fn cancelling_a_cold_go_build_leaves_no_process_no_file_and_the_old_tag() {
     let tag = publish_previous(&fx, &repo);
     let before = tag_digest(&tag);
 
-    let (gocache, tmp) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (gocache, tmp, kocache) =
+        (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
     let (cache, tmpdir) = (gocache.path().display().to_string(), tmp.path().display().to_string());
-    let opts = Options { docker_repo: Some(repo), ..options(&fx, &[("GOCACHE", &cache), ("TMPDIR", &tmpdir)]) };
+    let kocache_dir = kocache.path().display().to_string();
+    let env = [("GOCACHE", cache.as_str()), ("TMPDIR", tmpdir.as_str()), ("KOCACHE", kocache_dir.as_str())];
+    let opts = Options { docker_repo: Some(repo), ..options(&fx, &env) };
     // With an empty GOCACHE, `go build` compiles the runtime for many seconds: cancel once the
     // compiler runs.
     let (err, took) = cancel_when(opts, |e| matches!(e, Event::BuildStarted { .. }), || compiler_running(&cache));
@@ -292,6 +321,7 @@ fn cancelling_a_cold_go_build_leaves_no_process_no_file_and_the_old_tag() {
     let left = live_processes_with_env("GOCACHE", &cache);
     assert!(left.is_empty(), "processes left running: {left:?}");
     assert_eq!(tree(tmp.path()), Vec::<String>::new(), "TMPDIR is as it was");
+    assert_eq!(tree(&kocache.path().join("tmp")), Vec::<String>::new(), "no working directory is left in the cache");
     assert_eq!(tag_digest(&tag), before, "the tag still names the image published before");
 }
 
@@ -323,14 +353,15 @@ fn cancelling_mid_upload_returns_at_once_and_keeps_the_old_tag() {
         &reg.host(),
         Faults { stall_after_bytes: Some(64 * 1024), stall_for: Duration::from_secs(60), ..Default::default() },
     );
-    let tmp = tempfile::tempdir().unwrap();
-    let tmpdir = tmp.path().display().to_string();
-    let opts =
-        Options { docker_repo: Some(format!("{}/upload", proxy.host())), ..options(&fx, &[("TMPDIR", &tmpdir)]) };
+    let (tmp, kocache) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (tmpdir, kocache_dir) = (tmp.path().display().to_string(), kocache.path().display().to_string());
+    let env = [("TMPDIR", tmpdir.as_str()), ("KOCACHE", kocache_dir.as_str())];
+    let opts = Options { docker_repo: Some(format!("{}/upload", proxy.host())), ..options(&fx, &env) };
     let (err, took) = cancel_when(opts, |e| matches!(e, Event::BlobProgress { .. }), || proxy.injected().stalls > 0);
     assert_eq!(err.kind(), ErrorKind::Cancelled, "{err}");
     assert!(took < Duration::from_secs(1), "the cancelled call returned after {took:?}");
     assert_eq!(tree(tmp.path()), Vec::<String>::new(), "TMPDIR is as it was");
+    assert_eq!(tree(&kocache.path().join("tmp")), Vec::<String>::new(), "no working directory is left in the cache");
     assert_eq!(tag_digest(&tag), before, "the tag still names the image published before");
     drop(proxy);
 }
@@ -387,13 +418,15 @@ fn progress_display_on_a_terminal_and_plain_log_lines_off_it() {
 fn signals_cancel_the_cli_and_clean_up() {
     for (signal, number) in [("INT", 2), ("TERM", 15), ("HUP", 1)] {
         let fx = GoFixture::app();
-        let (gocache, tmp) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (gocache, tmp, kocache) =
+            (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let cache = gocache.path().display().to_string();
         let mut child = fx
             .ko()
             .args(["build", "--push=false", "./cmd/hello"])
             .env("GOCACHE", &cache)
             .env("TMPDIR", tmp.path())
+            .env("KOCACHE", kocache.path())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -411,5 +444,10 @@ fn signals_cancel_the_cli_and_clean_up() {
         let left = live_processes_with_env("GOCACHE", &cache);
         assert!(left.is_empty(), "SIG{signal}: processes left running: {left:?}");
         assert_eq!(tree(tmp.path()), Vec::<String>::new(), "SIG{signal}: TMPDIR is as it was");
+        assert_eq!(
+            tree(&kocache.path().join("tmp")),
+            Vec::<String>::new(),
+            "SIG{signal}: nothing left in the cache's tmp"
+        );
     }
 }

@@ -102,15 +102,18 @@ impl GoBuilder {
         let inv = &invocations[batch[0]];
         let scratch = wanted[batch[0]].dir.join("go-tmp");
         std::fs::create_dir_all(&scratch).map_err(|e| Error::io(format!("cannot create {}", scratch.display()), e))?;
+        let members: Vec<&str> = batch.iter().map(|&i| wanted[i].import_path).collect();
+        // One directory per invocation and set of packages: builds of other packages (in this
+        // process or another) never wait for this one's lock.
         let (out_dir, _lock) = match &self.cache {
             Some(cache) => {
-                let dir = cache.build_dir(&inv.platform.to_string(), &inv.key())?;
+                let dir =
+                    cache.build_dir(&inv.platform.to_string(), &format!("{} {}", inv.key(), members.join(" ")))?;
                 let lock = Cache::lock(&dir).await?;
                 (dir, Some(lock))
             }
             None => (wanted[batch[0]].dir.join("bin"), None),
         };
-        let members: Vec<&str> = batch.iter().map(|&i| wanted[i].import_path).collect();
         let result = self.go_build(&members, inv, &out_dir, &scratch).await;
         if let Err(e) = result {
             if members.len() == 1 {
