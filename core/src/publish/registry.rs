@@ -26,6 +26,8 @@ const PROGRESS_STEP: u64 = 1 << 20;
 
 /// Blobs uploaded at once per image.
 const BLOB_JOBS: usize = 4;
+/// Child images of an index published at once.
+const CHILD_JOBS: usize = 4;
 
 /// Which repository of the destination registry this run first placed a blob in.
 type Placement = Arc<tokio::sync::Mutex<Option<String>>>;
@@ -104,6 +106,20 @@ impl RegistryPublisher {
         Ok(())
     }
 
+    /// Pushes a child image of an index: its blobs, then its manifest by digest.
+    async fn push_child(&self, repo: &Repository, child: &Image) -> Result<()> {
+        self.push_blobs(repo, child).await?;
+        let by_digest = repo.digest(&child.manifest.digest);
+        debug_assert!(media_type::is_manifest(&child.media_type));
+        self.client.push_manifest(&by_digest, child.manifest.bytes.clone(), &child.media_type).await?;
+        self.events.emit(Event::ManifestPublished {
+            reference: format!("{repo}@{}", child.manifest.digest),
+            digest: child.manifest.digest.clone(),
+            media_type: child.media_type.clone(),
+        });
+        Ok(())
+    }
+
     /// Puts a manifest at `tag` unless the tag already names exactly this digest.
     async fn put_tag(&self, repo: &Repository, tag: &str, artifact: &Artifact) -> Result<()> {
         let reference = repo.tag(tag);
@@ -131,17 +147,11 @@ impl Publisher for RegistryPublisher {
         match artifact {
             Artifact::Image(image) => self.push_blobs(&repo, image).await?,
             Artifact::Index(index) => {
-                for child in &index.images {
-                    self.push_blobs(&repo, child).await?;
-                    let by_digest = repo.digest(&child.manifest.digest);
-                    debug_assert!(media_type::is_manifest(&child.media_type));
-                    self.client.push_manifest(&by_digest, child.manifest.bytes.clone(), &child.media_type).await?;
-                    self.events.emit(Event::ManifestPublished {
-                        reference: format!("{repo}@{}", child.manifest.digest),
-                        digest: child.manifest.digest.clone(),
-                        media_type: child.media_type.clone(),
-                    });
-                }
+                // Children concurrently (a few at a time), each by digest once its blobs are in;
+                // the index, below, only after all of them.
+                let children: Vec<_> =
+                    index.images.iter().map(|child| Box::pin(self.push_child(&repo, child))).collect();
+                futures::stream::iter(children).buffer_unordered(CHILD_JOBS).try_collect::<Vec<()>>().await?;
             }
         }
         self.put_tag(&repo, &tags[0], artifact).await?;
