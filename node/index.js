@@ -100,23 +100,23 @@ class Session {
     }
   }
 
-  build(importPaths, options) {
+  async build(importPaths, options) {
     const paths = strings(importPaths, 'importPaths')
     return this.#call(options, [], (dispatch, cancel) => native.build(this.#native, dispatch, paths, cancel))
   }
 
-  publish(importPaths, options) {
+  async publish(importPaths, options) {
     return this.build(importPaths, options)
   }
 
-  resolve(paths, options) {
+  async resolve(paths, options) {
     const files = strings(paths, 'paths')
     return this.#call(options, RESOLVE_KEYS, (dispatch, cancel, args) =>
       native.resolve(this.#native, dispatch, files, args, cancel),
     )
   }
 
-  resolveString(yaml, options) {
+  async resolveString(yaml, options) {
     if (typeof yaml !== 'string') throw invalid('yaml must be a string')
     return this.#call(options, RESOLVE_KEYS, (dispatch, cancel, args) =>
       native.resolveString(this.#native, dispatch, yaml, args, cancel),
@@ -131,7 +131,7 @@ class Session {
     return this.#kubectl('create', paths, options)
   }
 
-  delete(kubectlArgs, options) {
+  async delete(kubectlArgs, options) {
     const args = strings(kubectlArgs, 'kubectlArgs')
     return this.#call(options, [], (dispatch, cancel) => native.kubectlDelete(this.#native, dispatch, args, cancel))
   }
@@ -140,7 +140,7 @@ class Session {
     return this.#call(undefined, [], (dispatch) => native.finish(this.#native, dispatch))
   }
 
-  #kubectl(verb, paths, options) {
+  async #kubectl(verb, paths, options) {
     const files = strings(paths, 'paths')
     return this.#call(options, KUBECTL_KEYS, (dispatch, cancel, args) => {
       if (args.kubectlArgs !== undefined) args.kubectlArgs = strings(args.kubectlArgs, 'kubectlArgs')
