@@ -18,3 +18,11 @@ done
 (cd python && VIRTUAL_ENV="$py_venv" PATH="$py_venv/bin:$PATH" maturin develop)
 (cd python && "$py_venv/bin/mypy" --strict examples/typed_example.py)
 "$py_venv/bin/python" -m pytest -p no:cacheprovider python/tests
+# Node (node/, issue 10): the dev dependencies from package-lock.json (without running the
+# package's install script, which would build a release addon), the addon built in debug from
+# this workspace, the TypeScript example checked with tsc --strict, then the node:test suite
+# against the real registry and Go fixtures (it also uses the ko binary built above).
+(cd node && npm ci --ignore-scripts --no-audit --no-fund)
+(cd node && node scripts/build.js --debug)
+(cd node && npx tsc --noEmit --strict -p examples)
+(cd node && node --test test/*.test.js)
