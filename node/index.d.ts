@@ -76,6 +76,8 @@ export interface Options {
   ldflags?: string | string[]
   /** Build with `-gcflags all=-N -l`. */
   disableOptimizations?: boolean
+  /** How ko's layers are compressed: `gzip` (the default) or `zstd`. */
+  layerCompression?: 'gzip' | 'zstd'
   /** `.ko.yaml` file or directory (`KO_CONFIG_PATH` when unset). */
   configPath?: string
   /** Where `go` runs and relative paths resolve (the current directory when unset). */
