@@ -16,6 +16,7 @@ pub mod blocking;
 pub mod builder;
 mod cancel;
 pub mod config;
+pub mod daemon;
 pub mod embed;
 mod env;
 mod error;
