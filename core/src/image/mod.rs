@@ -6,6 +6,7 @@
 //! so that every publisher (registry, OCI layout, tarball) writes the same content and the digest
 //! a user sees is the digest of those bytes.
 
+pub mod docker_save;
 pub mod layer;
 pub mod mutate;
 pub mod platform;
