@@ -201,7 +201,10 @@ fn events_trace_a_build_then_a_rebuild_that_uploads_nothing() {
 
     build(&session, "./cmd/hello").unwrap();
     let second = take(&seen);
-    assert!(!second.iter().any(|e| matches!(e, Event::BlobUploaded { .. } | Event::BlobProgress { .. })), "{second:#?}");
+    assert!(
+        !second.iter().any(|e| matches!(e, Event::BlobUploaded { .. } | Event::BlobProgress { .. })),
+        "{second:#?}"
+    );
     let existing: HashMap<String, u64> = second
         .iter()
         .filter_map(|e| match e {
@@ -283,8 +286,7 @@ fn cancelling_a_cold_go_build_leaves_no_process_no_file_and_the_old_tag() {
     let opts = Options { docker_repo: Some(repo), ..options(&fx, &[("GOCACHE", &cache), ("TMPDIR", &tmpdir)]) };
     // With an empty GOCACHE, `go build` compiles the runtime for many seconds: cancel once the
     // compiler runs.
-    let (err, took) =
-        cancel_when(opts, |e| matches!(e, Event::BuildStarted { .. }), || compiler_running(&cache));
+    let (err, took) = cancel_when(opts, |e| matches!(e, Event::BuildStarted { .. }), || compiler_running(&cache));
     assert_eq!(err.kind(), ErrorKind::Cancelled, "{err}");
     assert!(took < Duration::from_secs(1), "the cancelled call returned after {took:?}");
     let left = live_processes_with_env("GOCACHE", &cache);
@@ -323,7 +325,8 @@ fn cancelling_mid_upload_returns_at_once_and_keeps_the_old_tag() {
     );
     let tmp = tempfile::tempdir().unwrap();
     let tmpdir = tmp.path().display().to_string();
-    let opts = Options { docker_repo: Some(format!("{}/upload", proxy.host())), ..options(&fx, &[("TMPDIR", &tmpdir)]) };
+    let opts =
+        Options { docker_repo: Some(format!("{}/upload", proxy.host())), ..options(&fx, &[("TMPDIR", &tmpdir)]) };
     let (err, took) = cancel_when(opts, |e| matches!(e, Event::BlobProgress { .. }), || proxy.injected().stalls > 0);
     assert_eq!(err.kind(), ErrorKind::Cancelled, "{err}");
     assert!(took < Duration::from_secs(1), "the cancelled call returned after {took:?}");
@@ -348,10 +351,12 @@ fn progress_display_on_a_terminal_and_plain_log_lines_off_it() {
     );
     let command = format!("{} build --push=false ./cmd/hello", ko_bin().display());
     let out = run(
-        Command::new(script).args(["-qfec", &command, "/dev/null"]).current_dir(fx.path()).env_clear().envs(ko_env()).env(
-            "KO_GO_PATH",
-            &slow_go,
-        ),
+        Command::new(script)
+            .args(["-qfec", &command, "/dev/null"])
+            .current_dir(fx.path())
+            .env_clear()
+            .envs(ko_env())
+            .env("KO_GO_PATH", &slow_go),
         KO_TIMEOUT,
     );
     assert!(out.status.success(), "{}", out.describe());
@@ -370,7 +375,9 @@ fn progress_display_on_a_terminal_and_plain_log_lines_off_it() {
         })
         .collect();
     assert_eq!(messages.len(), 2, "{messages:?}");
-    assert!(messages[0].starts_with("Using base static@sha256:") && messages[0].ends_with(" for example.com/app/cmd/hello"));
+    assert!(
+        messages[0].starts_with("Using base static@sha256:") && messages[0].ends_with(" for example.com/app/cmd/hello")
+    );
     assert_eq!(messages[1], "Building example.com/app/cmd/hello for linux/amd64");
 }
 
@@ -394,7 +401,9 @@ fn signals_cancel_the_cli_and_clean_up() {
         assert!(wait_for_compiler(&cache), "go build started");
         std::thread::sleep(Duration::from_millis(300));
         let sent = Instant::now();
-        assert!(Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().unwrap().success());
+        assert!(
+            Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().unwrap().success()
+        );
         let status = child.wait().unwrap();
         let took = sent.elapsed();
         assert_eq!(status.code(), Some(128 + number), "SIG{signal}: {status:?}");
