@@ -68,11 +68,13 @@ fn main() {
     let selected = |name: &str| filter.as_deref().is_none_or(|f| name.contains(f));
     let started = Instant::now();
     let mut report = Report::default();
-    println!("\nrunning {} tests", names.filter(|n| selected(n)).count());
+    let engine_cases: Vec<&Case> = WITH_ENGINE.iter().chain(ENGINE_STOPPED).filter(|c| selected(c.0)).collect();
+    // With the engine comes one more check: that it stops cleanly.
+    let count = names.filter(|n| selected(n)).count() + usize::from(!engine_cases.is_empty());
+    println!("\nrunning {count} tests");
     for (name, case) in WITHOUT_ENGINE.iter().filter(|c| selected(c.0)) {
         report.run(name, case);
     }
-    let engine_cases: Vec<&Case> = WITH_ENGINE.iter().chain(ENGINE_STOPPED).filter(|c| selected(c.0)).collect();
     if !engine_cases.is_empty() {
         match start_or_skip() {
             Some(mut engine) => {
@@ -88,7 +90,8 @@ fn main() {
                 }
             }
             None => {
-                for (name, _) in engine_cases {
+                let stop = "the_engine_stops_and_leaves_no_process";
+                for name in engine_cases.iter().map(|c| c.0).chain([stop]) {
                     println!("test {name} ... ignored");
                     report.ignored += 1;
                 }
