@@ -336,6 +336,16 @@ fn engine_image_is_a_base(engine: &Dockerd) {
     assert_eq!(info["Config"]["Labels"], json!({"ko-tests.base": "yes"}));
     assert!(strings(&info["Config"]["Env"]).contains(&"BASE_ARCH=amd64".to_string()));
     assert_eq!(docker_run(engine, &reference, &["kodata"]), hello_output());
+    // By image ID, as skopeo names it.
+    let id = inspect_image(engine, "ko.local/handbase:v1")["Id"].as_str().unwrap().to_string();
+    let out = ko_ok(ko_local(&fx, engine).env("KO_DEFAULTBASEIMAGE", format!("docker-daemon:{id}")).args([
+        "build",
+        "-L",
+        "-B",
+        "./cmd/second",
+    ]));
+    let layers = strings(&inspect_image(engine, &one_ref(&out))["RootFS"]["Layers"]);
+    assert_eq!(layers[..2], hand_diff_ids[..], "{layers:?}");
 
     // Pushed to a registry, named as skopeo names daemon images, through .ko.yaml.
     let reg = Registry::start();
