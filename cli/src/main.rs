@@ -112,7 +112,7 @@ struct PublishFlags {
     /// Push images to KO_DOCKER_REPO (--push=false to only build).
     #[arg(long, action = ArgAction::Set, num_args = 0..=1, require_equals = true, default_value_t = true, default_missing_value = "true")]
     push: bool,
-    /// Load images into the Docker daemon (not supported by this version yet).
+    /// Load images into the Docker engine (DOCKER_HOST) instead of pushing them.
     #[arg(short = 'L', long)]
     local: bool,
     /// Name images KO_DOCKER_REPO/<import path>.

@@ -18,7 +18,7 @@ pub enum ErrorKind {
     NotFound = 2,
     /// `go list` / `go build` failed, or the package cannot be built into an image.
     Build = 3,
-    /// The registry answered with an error or could not be reached.
+    /// The registry (or the Docker engine) answered with an error or could not be reached.
     Registry = 4,
     /// The registry refused our credentials.
     Auth = 5,

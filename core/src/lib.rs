@@ -17,6 +17,7 @@ pub mod builder;
 pub mod cache;
 mod cancel;
 pub mod config;
+pub mod daemon;
 pub mod embed;
 mod env;
 mod error;

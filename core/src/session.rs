@@ -17,11 +17,14 @@ use crate::builder::base::BaseResolver;
 use crate::builder::{Builder, GoBuilder};
 use crate::cancel::CancelToken;
 use crate::config::{Options, Settings};
+use crate::daemon::Engine;
 use crate::error::{Error, Result};
 use crate::events::{Event, EventSink, Events};
 use crate::image::Artifact;
 use crate::kubectl;
-use crate::publish::{LayoutPublisher, MultiPublisher, NopPublisher, Publisher, RegistryPublisher, TarballPublisher};
+use crate::publish::{
+    DaemonPublisher, LayoutPublisher, MultiPublisher, NopPublisher, Publisher, RegistryPublisher, TarballPublisher,
+};
 use crate::registry::RegistryClient;
 use crate::resolve::{Input, Plan, ResolveOptions, read_inputs};
 
@@ -72,9 +75,15 @@ impl Session {
         let settings = Arc::new(Settings::resolve(&opts)?);
         let events = Events::default();
         let registry = Arc::new(RegistryClient::new(settings.publish.insecure_registry, &settings.env));
-        let bases = Arc::new(BaseResolver::new(registry.clone(), settings.working_dir.clone()));
+        let engine = Arc::new(Engine::new(settings.env.clone()));
+        let bases = Arc::new(BaseResolver::new(
+            registry.clone(),
+            engine.clone(),
+            settings.working_dir.clone(),
+            settings.env.temp_dir(),
+        ));
         let builder: Arc<dyn Builder> = Arc::new(GoBuilder::new(settings.clone(), bases, events.clone()));
-        let publisher = make_publisher(&settings, registry, &events);
+        let publisher = make_publisher(&settings, registry, engine, &events);
         Ok(Session::from_parts(settings, builder, publisher, events))
     }
 
@@ -132,7 +141,9 @@ impl Session {
                 unique.push(q);
             }
         }
-        let artifacts = self.builder.build(&unique).await?;
+        // The destination is checked while the builds run: an engine that is not running fails
+        // the call now, not after the builds.
+        let (_, artifacts) = futures::future::try_join(self.publisher.ready(), self.builder.build(&unique)).await?;
         let results =
             try_join_all(unique.iter().zip(&artifacts).map(|(ip, artifact)| self.publish_one(ip, artifact))).await?;
         self.published.lock().unwrap_or_else(|p| p.into_inner()).extend(results.iter().cloned());
@@ -296,7 +307,12 @@ impl Session {
     }
 }
 
-fn make_publisher(settings: &Settings, registry: Arc<RegistryClient>, events: &Events) -> Arc<dyn Publisher> {
+fn make_publisher(
+    settings: &Settings,
+    registry: Arc<RegistryClient>,
+    engine: Arc<Engine>,
+    events: &Events,
+) -> Arc<dyn Publisher> {
     let publish = &settings.publish;
     let destination = publish.destination.clone();
     let mut sinks: Vec<Arc<dyn Publisher>> = Vec::new();
@@ -307,7 +323,9 @@ fn make_publisher(settings: &Settings, registry: Arc<RegistryClient>, events: &E
         let options = (settings.option("tarball"), settings.option("platforms"));
         sinks.push(Arc::new(TarballPublisher::new(file.clone(), destination.clone(), options)));
     }
-    if publish.push {
+    if publish.local {
+        sinks.push(Arc::new(DaemonPublisher::new(engine, destination.clone(), settings.option("platforms"))));
+    } else if publish.push {
         sinks.push(Arc::new(RegistryPublisher::new(registry, destination.clone(), events.clone())));
     }
     match sinks.len() {

@@ -114,7 +114,7 @@ def resolve(
         tags: tags to publish (default ``latest``).
         tag_only: refer to the image as ``repo:tag``, without a digest.
         push: ``False`` builds without pushing (``--push=false``).
-        local: load into the Docker daemon (``-L``; not supported yet).
+        local: load into the Docker engine at ``DOCKER_HOST`` instead of pushing (``-L``).
         preserve_import_paths, base_import_paths, bare: naming (``-P``, ``-B``, ``--bare``).
         insecure_registry: allow plain HTTP and unverified TLS.
         oci_layout_path, tarball, image_refs: also write an OCI layout / a tarball / the references.
@@ -181,7 +181,7 @@ def resolve_string(
         tags: tags to publish (default ``latest``).
         tag_only: refer to the image as ``repo:tag``, without a digest.
         push: ``False`` builds without pushing (``--push=false``).
-        local: load into the Docker daemon (``-L``; not supported yet).
+        local: load into the Docker engine at ``DOCKER_HOST`` instead of pushing (``-L``).
         preserve_import_paths, base_import_paths, bare: naming (``-P``, ``-B``, ``--bare``).
         insecure_registry: allow plain HTTP and unverified TLS.
         oci_layout_path, tarball, image_refs: also write an OCI layout / a tarball / the references.
@@ -244,7 +244,7 @@ def build(
         tags: tags to publish (default ``latest``).
         tag_only: refer to the image as ``repo:tag``, without a digest.
         push: ``False`` builds without pushing (``--push=false``).
-        local: load into the Docker daemon (``-L``; not supported yet).
+        local: load into the Docker engine at ``DOCKER_HOST`` instead of pushing (``-L``).
         preserve_import_paths, base_import_paths, bare: naming (``-P``, ``-B``, ``--bare``).
         insecure_registry: allow plain HTTP and unverified TLS.
         oci_layout_path, tarball, image_refs: also write an OCI layout / a tarball / the references.

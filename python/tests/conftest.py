@@ -1,9 +1,12 @@
-"""Fixtures shared by the Python suite: a real ``docker-registry`` on loopback, a private copy of
-the repository's Go fixture module (tests/fixtures/app), the ``ko`` CLI binary built by cargo, and
-fake ``go`` wrappers (for ``KO_GO_PATH``) that make ``go build`` slow on purpose.
+"""Fixtures shared by the Python suite: a real ``docker-registry`` on loopback, a real Docker
+engine (``dockerd``), a private copy of the repository's Go fixture module (tests/fixtures/app),
+the ``ko`` CLI binary built by cargo, and fake ``go`` wrappers (for ``KO_GO_PATH``) that make
+``go build`` slow on purpose.
 
 The suite runs against the real tools, like the Rust integration tests: ``go``, ``docker-registry``
-and ``skopeo`` must be installed (``bash .ci/run`` installs them).
+and ``skopeo`` must be installed (``bash .ci/run`` installs them). The engine needs ``docker.io``
+and root: where it cannot start, its tests are skipped with the reason, except under ``CI=true``,
+where that fails them.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -91,6 +95,102 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield reg.address
     finally:
         reg.stop()
+
+
+class Dockerd:
+    """A private ``dockerd`` (vfs storage, no bridge, no iptables rules) whose data root, exec root
+    and socket live under one short directory in /tmp (a socket path must stay under ~108 bytes).
+    Every process it starts (its containerd, the shims) inherits ``MARKER`` in its environment."""
+
+    MARKER = "KO_PY_TESTS_DOCKERD"
+
+    def __init__(self) -> None:
+        binary = shutil.which("dockerd")
+        if binary is None or shutil.which("docker") is None:
+            raise RuntimeError("dockerd and the docker CLI are not installed (apt-get install -y docker.io)")
+        self.dir = Path(tempfile.mkdtemp(prefix="kopyd", dir="/tmp"))
+        self.socket = self.dir / "d.sock"
+        self.host = f"unix://{self.socket}"
+        self.log = self.dir / "dockerd.log"
+        with open(self.log, "wb") as log:
+            self.proc = subprocess.Popen(
+                [binary, "--storage-driver=vfs", "--iptables=false", "--ip6tables=false", "--bridge=none",
+                 "--data-root", str(self.dir / "data"), "--exec-root", str(self.dir / "x"),
+                 "--pidfile", str(self.dir / "dockerd.pid"), "-H", self.host],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                env={**os.environ, self.MARKER: str(self.dir)})
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            if self.socket.exists() and self._docker("version").returncode == 0:
+                return
+            time.sleep(0.2)
+        tail = self.log.read_text(errors="replace")[-2000:]
+        self.stop()
+        raise RuntimeError(f"dockerd did not start: {tail}")
+
+    def _docker(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["docker", *args], capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "DOCKER_HOST": self.host})
+
+    def docker(self, *args: str) -> str:
+        """``docker ARGS`` against this engine, which must succeed; its standard output."""
+        out = self._docker(*args)
+        assert out.returncode == 0, f"docker {' '.join(args)}: {out.stderr}"
+        return out.stdout
+
+    def leftovers(self) -> list[int]:
+        """Pids of live processes that carry this engine's marker."""
+        needle = f"{self.MARKER}={self.dir}".encode()
+        found = []
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                environ = (entry / "environ").read_bytes()
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            if needle in environ.split(b"\0") and state != "Z":
+                found.append(int(entry.name))
+        return found
+
+    def stop(self) -> list[int]:
+        """SIGTERM to dockerd by pid (it stops its containerd), then SIGKILL by pid to whatever is
+        left; removes the directory. Returns the pids that had to be killed."""
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        left: list[int] = []
+        for _ in range(50):
+            left = self.leftovers()
+            if not left:
+                break
+            time.sleep(0.1)
+        for pid in left:
+            os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(self.dir, ignore_errors=True)
+        return left
+
+
+@pytest.fixture(scope="session")
+def dockerd() -> Iterator[Dockerd]:
+    """A private Docker engine for the session, stopped by pid afterwards. Skipped (with the
+    reason) when it cannot start, unless ``CI=true``."""
+    try:
+        engine = Dockerd()
+    except RuntimeError as e:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI=true and the Docker engine cannot start: {e}")
+        pytest.skip(f"no Docker engine for the tests: {e}")
+    try:
+        yield engine
+    finally:
+        left = engine.stop()
+        assert not left, f"the Docker engine left processes running (killed now): {left}"
 
 
 @pytest.fixture(scope="session")

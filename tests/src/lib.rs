@@ -2,12 +2,15 @@
 //!
 //! Every test runs the real `ko` binary (built by `cargo build -p ko-cli`), or
 //! for the engine tests (`tests/engine.rs`) a `ko_core::Session`, against a
-//! private `docker-registry` (distribution 2.8) on loopback and checks the
-//! result with independent tools: skopeo, umoci, Go's `archive/tar` (the
+//! private `docker-registry` (distribution 2.8) on loopback, or a private
+//! `dockerd` ([`docker`], for `tests/daemon.rs`), and checks the result with
+//! independent tools: skopeo, umoci, the docker CLI, Go's `archive/tar` (the
 //! `gotar` helper) and the tar/gzip readers here. This harness itself uses
 //! none of ko's code.
 //!
-//! Missing tools are a hard failure with a clear message, never a skip.
+//! Missing tools are a hard failure with a clear message, never a skip; the
+//! one exception is a Docker engine that cannot start (it needs root) outside
+//! CI, whose tests print why they were skipped.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -23,6 +26,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 
+pub mod docker;
 pub mod fault_proxy;
 pub mod k8s;
 pub mod secure_registry;
@@ -59,7 +63,7 @@ pub fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
 }
 
-fn find_on_path(tool: &str) -> Option<PathBuf> {
+pub(crate) fn find_on_path(tool: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path).map(|d| d.join(tool)).find(|p| p.is_file())
 }
@@ -538,7 +542,7 @@ impl Drop for Registry {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 

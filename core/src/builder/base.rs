@@ -1,6 +1,8 @@
 //! Base images: where the layers under a Go binary come from. A base is named by a registry
 //! reference (`cgr.dev/chainguard/static:latest`), an OCI layout (`oci-layout:/path[@sha256:…]`),
-//! `scratch` (no layers) or `static` (ko's built-in base). Each name is resolved once per run.
+//! an image in the Docker engine (`ko.local/…` as upstream, or `docker-daemon:NAME[:TAG]` as
+//! skopeo names it), `scratch` (no layers) or `static` (ko's built-in base). Each name is resolved
+//! once per run.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -12,16 +14,21 @@ use futures::TryStreamExt;
 use oci_client::Reference;
 use tokio::sync::{Mutex, OnceCell};
 
+use crate::blocking::{self, Checked};
+use crate::daemon::Engine;
 use crate::error::{Error, Result};
 use crate::image::layer::{ByteStream, FileBlob, MountOrigin};
 use crate::image::{
-    BlobSource, Descriptor, Image, IndexManifest, Layer, Manifest, Platform, RawJson, layout_blob_path, media_type,
-    static_base,
+    BlobSource, Descriptor, Image, IndexManifest, Layer, Manifest, Platform, RawJson, docker_save, layout_blob_path,
+    media_type, static_base,
 };
+use crate::name::{LOCAL_DOMAIN, is_under};
 use crate::registry::RegistryClient;
 
 /// The prefix that names an OCI layout directory as a base.
 pub const OCI_LAYOUT_PREFIX: &str = "oci-layout:";
+/// The prefix that names an image in the Docker engine as a base (skopeo's transport name).
+pub const DOCKER_DAEMON_PREFIX: &str = "docker-daemon:";
 /// The name of the empty base.
 pub const SCRATCH: &str = "scratch";
 /// Configs bigger than this are refused rather than read into memory.
@@ -78,16 +85,19 @@ pub trait ImageSource: Send + Sync {
     async fn image(&self, descriptor: &Descriptor) -> Result<Image>;
 }
 
-/// Resolves base names, each once per run, sharing one registry client.
+/// Resolves base names, each once per run, sharing one registry client and one Docker engine.
 pub struct BaseResolver {
     registry: Arc<RegistryClient>,
+    engine: Arc<Engine>,
     working_dir: PathBuf,
+    /// Where layers read from the Docker engine are kept while the session lives.
+    temp_dir: PathBuf,
     cache: Mutex<HashMap<String, Arc<OnceCell<Arc<Base>>>>>,
 }
 
 impl BaseResolver {
-    pub fn new(registry: Arc<RegistryClient>, working_dir: PathBuf) -> Self {
-        BaseResolver { registry, working_dir, cache: Mutex::default() }
+    pub fn new(registry: Arc<RegistryClient>, engine: Arc<Engine>, working_dir: PathBuf, temp_dir: PathBuf) -> Self {
+        BaseResolver { registry, engine, working_dir, temp_dir, cache: Mutex::default() }
     }
 
     /// The base named `name`, fetched on first use.
@@ -106,9 +116,12 @@ impl BaseResolver {
         if let Some(spec) = name.strip_prefix(OCI_LAYOUT_PREFIX) {
             return load_layout(name, spec, &self.working_dir).await;
         }
+        if let Some(image) = daemon_image(name)? {
+            return self.load_daemon(name, &image).await;
+        }
         let reference = Reference::from_str(name).map_err(|e| {
             Error::config(format!(
-                "invalid base image {name:?}: {e}; use a registry reference, `{OCI_LAYOUT_PREFIX}DIR`, `scratch` or `static`"
+                "invalid base image {name:?}: {e}; use a registry reference, `{OCI_LAYOUT_PREFIX}DIR`, `{DOCKER_DAEMON_PREFIX}NAME`, `scratch` or `static`"
             ))
         })?;
         let (bytes, digest, mt) = self.registry.get_manifest(&reference).await.map_err(|e| e.context("base image"))?;
@@ -122,6 +135,63 @@ impl BaseResolver {
             let image = source.load(manifest, mt).await?;
             Ok(Base::Image { reference: name.to_string(), image })
         }
+    }
+
+    /// Reads image `image` from the Docker engine: found by name, then exported by its ID (so a
+    /// tag moving meanwhile cannot mix two images), its layers streamed into gzip files.
+    async fn load_daemon(&self, name: &str, image: &str) -> Result<Base> {
+        let info = self.engine.inspect(image).await.map_err(|e| e.context(format!("base image {name}")))?;
+        let stream = self.engine.export(&info.id).await.map_err(|e| e.context(format!("base image {name}")))?;
+        let dir = Arc::new(
+            tempfile::Builder::new()
+                .prefix("ko-base")
+                .tempdir_in(&self.temp_dir)
+                .map_err(|e| Error::io("cannot create a temporary directory", e))?,
+        );
+        let (into, label) = (dir.clone(), name.to_string());
+        let runtime = tokio::runtime::Handle::current();
+        let saved = blocking::run("reading a base image from the Docker engine", move |abandoned| {
+            let reader =
+                tokio_util::io::SyncIoBridge::new_with_handle(tokio_util::io::StreamReader::new(stream), runtime);
+            docker_save::read(Checked::new(reader, abandoned), into.path(), &label)
+        })
+        .await?;
+        let blobs = Arc::new(DaemonBlobs { files: saved.blobs, _keep_alive: dir });
+        let image = assemble(saved.manifest, media_type::DOCKER_MANIFEST.to_string(), saved.config, blobs, name)?;
+        Ok(Base::Image { reference: name.to_string(), image })
+    }
+}
+
+/// The engine's name for base `name` when it names an image in the Docker engine: `ko.local/…`
+/// or `docker-daemon:NAME`; `:latest` when it has no tag, as docker and skopeo read it.
+fn daemon_image(name: &str) -> Result<Option<String>> {
+    let image = match name.strip_prefix(DOCKER_DAEMON_PREFIX) {
+        Some("") => {
+            return Err(Error::config(format!(
+                "invalid base image {name:?}: name the image after {DOCKER_DAEMON_PREFIX} (e.g. {DOCKER_DAEMON_PREFIX}alpine:3.20)"
+            )));
+        }
+        Some(image) => image,
+        None if is_under(name, LOCAL_DOMAIN) => name,
+        None => return Ok(None),
+    };
+    let last = image.rsplit('/').next().unwrap_or(image);
+    // An image ID (`sha256:…`) or a name with a tag or digest is taken as it is.
+    Ok(Some(if last.contains(':') { image.to_string() } else { format!("{image}:latest") }))
+}
+
+/// Layers read from the Docker engine, kept in the base's temporary directory.
+struct DaemonBlobs {
+    files: HashMap<String, PathBuf>,
+    _keep_alive: Arc<tempfile::TempDir>,
+}
+
+#[async_trait]
+impl BlobSource for DaemonBlobs {
+    async fn open(&self, digest: &str) -> Result<ByteStream> {
+        let path =
+            self.files.get(digest).ok_or_else(|| Error::internal(format!("no layer {digest} in a daemon base")))?;
+        FileBlob { path: path.clone(), keep_alive: None }.open(digest).await
     }
 }
 

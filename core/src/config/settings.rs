@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::image::compress::Compression;
 use crate::image::platform::{Platform, PlatformSelection};
 use crate::image::time::LAST_RFC3339_SECOND;
-use crate::name::{Destination, Naming, Repository};
+use crate::name::{Destination, KIND_DOMAIN, LOCAL_DOMAIN, Naming, Repository, is_under};
 
 /// What shapes a build.
 #[derive(Debug, Clone)]
@@ -44,6 +44,8 @@ pub struct PublishSettings {
     pub destination: Destination,
     /// Push to the registry.
     pub push: bool,
+    /// Load into the Docker engine instead of pushing (`local`, or a destination under `ko.local`).
+    pub local: bool,
     pub insecure_registry: bool,
     pub oci_layout_path: Option<PathBuf>,
     pub tarball: Option<PathBuf>,
@@ -200,17 +202,18 @@ fn publish_settings(
     let name = |field: &str| front.option(field);
     let push = opts.push.unwrap_or(true);
     let repo_text = opts.docker_repo.clone().or_else(|| env.get("KO_DOCKER_REPO"));
-    if opts.local || repo_text.as_deref().is_some_and(|r| r.starts_with("ko.local") || r.starts_with("kind.local")) {
+    if let Some(repo) = repo_text.as_deref().filter(|r| is_under(r, KIND_DOMAIN)) {
         return Err(Error::unsupported(format!(
-            "publishing to the Docker daemon or kind ({}, ko.local, kind.local) is not supported by this version of ko yet; publish to a registry, {} or {}",
-            name("local"),
-            name("oci_layout_path"),
-            name("tarball")
+            "{} {repo:?}: loading images into kind's nodes is not supported by this version of ko; load them into the Docker engine ({}) and then run `kind load docker-image <reference>`",
+            name("docker_repo"),
+            name("local")
         )));
     }
+    // As upstream: `local` loads into the engine under the destination given (ko.local when none).
+    let local = opts.local || repo_text.as_deref().is_some_and(|r| is_under(r, LOCAL_DOMAIN));
     let repository = match repo_text {
         Some(r) => Repository::parse(&r).map_err(|e| e.context(name("docker_repo")))?,
-        None if push => {
+        None if push && !local => {
             return Err(Error::config(format!(
                 "KO_DOCKER_REPO is not set: set it (or {}) to the repository to publish to (e.g. ghcr.io/you), or build without pushing ({})",
                 name("docker_repo"),
@@ -220,7 +223,7 @@ fn publish_settings(
                 }
             )));
         }
-        None => Repository { registry: "ko.local".into(), path: String::new() },
+        None => Repository { registry: LOCAL_DOMAIN.into(), path: String::new() },
     };
     let mut tags: Vec<String> = Vec::new();
     for t in comma_list(&opts.tags) {
@@ -260,6 +263,7 @@ fn publish_settings(
     Ok(PublishSettings {
         destination: Destination { repository, naming, tags, tag_only: opts.tag_only },
         push,
+        local,
         insecure_registry: opts.insecure_registry,
         oci_layout_path: absolute(&opts.oci_layout_path),
         tarball: absolute(&opts.tarball),
@@ -340,11 +344,30 @@ mod tests {
     fn not_supported_paths_are_unsupported() {
         let o = Options { sbom: Some("spdx".into()), push: Some(false), ..opts(&[]) };
         assert_eq!(Settings::resolve(&o).unwrap_err().kind(), crate::ErrorKind::Unsupported);
-        let o = Options { local: true, ..opts(&[]) };
-        assert_eq!(Settings::resolve(&o).unwrap_err().kind(), crate::ErrorKind::Unsupported);
-        let o = opts(&[("KO_DOCKER_REPO", "kind.local")]);
-        assert_eq!(Settings::resolve(&o).unwrap_err().kind(), crate::ErrorKind::Unsupported);
+        for repo in ["kind.local", "kind.local/team"] {
+            let o = Options { front_end: FrontEnd::Cli, ..opts(&[("KO_DOCKER_REPO", repo)]) };
+            let e = Settings::resolve(&o).unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::Unsupported, "{repo}");
+            assert!(e.to_string().contains("-L/--local) and then run `kind load docker-image"), "{e}");
+        }
         let o = opts(&[]);
         assert_eq!(Settings::resolve(&o).unwrap_err().kind(), crate::ErrorKind::Config, "no KO_DOCKER_REPO");
+    }
+
+    #[test]
+    fn local_loads_into_the_docker_engine_as_upstream() {
+        let local = |o: Options| {
+            let p = Settings::resolve(&o).unwrap().publish;
+            (p.local, p.destination.repository.to_string())
+        };
+        assert_eq!(local(Options { local: true, ..opts(&[]) }), (true, "ko.local".into()), "no KO_DOCKER_REPO needed");
+        assert_eq!(local(opts(&[("KO_DOCKER_REPO", "ko.local")])), (true, "ko.local".into()));
+        assert_eq!(local(opts(&[("KO_DOCKER_REPO", "ko.local/team")])), (true, "ko.local/team".into()));
+        assert_eq!(
+            local(Options { local: true, ..opts(&[("KO_DOCKER_REPO", "reg.example/team")]) }),
+            (true, "reg.example/team".into()),
+            "-L names images under KO_DOCKER_REPO in the engine"
+        );
+        assert_eq!(local(opts(&[("KO_DOCKER_REPO", "ko.localhost:5000/x")])), (false, "ko.localhost:5000/x".into()));
     }
 }

@@ -7,6 +7,7 @@
 //! a user sees is the digest of those bytes.
 
 pub mod compress;
+pub mod docker_save;
 pub mod layer;
 pub mod mutate;
 pub mod platform;

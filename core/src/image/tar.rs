@@ -17,18 +17,18 @@ const NAME_SIZE: usize = 100;
 const PREFIX_SIZE: usize = 155;
 
 /// A writer that hashes and counts everything passing through it.
-struct HashingWriter<W> {
+pub(crate) struct HashingWriter<W> {
     inner: W,
     hasher: Sha256,
     written: u64,
 }
 
 impl<W: Write> HashingWriter<W> {
-    fn new(inner: W) -> Self {
+    pub(crate) fn new(inner: W) -> Self {
         HashingWriter { inner, hasher: Sha256::new(), written: 0 }
     }
 
-    fn finish(self) -> (W, String, u64) {
+    pub(crate) fn finish(self) -> (W, String, u64) {
         (self.inner, format!("sha256:{}", hex::encode(self.hasher.finalize())), self.written)
     }
 }

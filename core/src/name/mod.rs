@@ -9,6 +9,18 @@ use oci_client::Reference;
 
 use crate::error::{Error, Result};
 
+/// The destination that means "the Docker engine" (`KO_DOCKER_REPO=ko.local[/prefix]`), and the
+/// prefix of base images read from it, as upstream.
+pub const LOCAL_DOMAIN: &str = "ko.local";
+
+/// Upstream's destination for loading images into kind's nodes.
+pub const KIND_DOMAIN: &str = "kind.local";
+
+/// Whether `name` is `domain` or a name under it (`ko.local/app`, not `ko.localhost`).
+pub fn is_under(name: &str, domain: &str) -> bool {
+    name.strip_prefix(domain).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
 /// A repository in a registry: `registry/path`, no tag or digest.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Repository {
@@ -165,6 +177,12 @@ mod tests {
         assert!(Repository::parse("host:5000/x:tag").is_err());
         assert!(Repository::parse("host/x@sha256:abc").is_err());
         assert!(Repository::parse("").is_err());
+    }
+
+    #[test]
+    fn local_domains() {
+        assert!(is_under("ko.local", LOCAL_DOMAIN) && is_under("ko.local/team/app:v1", LOCAL_DOMAIN));
+        assert!(!is_under("ko.localhost:5000/app", LOCAL_DOMAIN) && !is_under("reg.example/ko.local", LOCAL_DOMAIN));
     }
 
     #[test]

@@ -1,7 +1,8 @@
-//! Publishing: the [`Publisher`] trait (image in, reference out) and its sinks — a registry, an
-//! OCI layout directory, a `docker save` tarball, or nowhere (`--push=false`) — plus
-//! [`MultiPublisher`], which tees one image into several sinks as upstream does.
+//! Publishing: the [`Publisher`] trait (image in, reference out) and its sinks — a registry, a
+//! Docker engine, an OCI layout directory, a `docker save` tarball, or nowhere (`--push=false`) —
+//! plus [`MultiPublisher`], which tees one image into several sinks as upstream does.
 
+mod daemon;
 mod layout;
 mod registry;
 mod tarball;
@@ -14,6 +15,7 @@ use crate::error::Result;
 use crate::image::Artifact;
 use crate::name::Destination;
 
+pub use daemon::DaemonPublisher;
 pub use layout::LayoutPublisher;
 pub use registry::RegistryPublisher;
 pub use tarball::TarballPublisher;
@@ -23,6 +25,12 @@ pub use tarball::TarballPublisher;
 pub trait Publisher: Send + Sync {
     /// Publishes `artifact`, built from `import_path`, and returns its reference.
     async fn publish(&self, artifact: &Artifact, import_path: &str) -> Result<String>;
+
+    /// Checks that the destination can be reached at all. Called while the images are being
+    /// built, so that an engine that is not running fails the call before minutes of building.
+    async fn ready(&self) -> Result<()> {
+        Ok(())
+    }
 
     /// Finishes anything written at the end (e.g. a tarball). Called once, after every publish.
     async fn close(&self) -> Result<()> {
@@ -57,6 +65,10 @@ impl Publisher for MultiPublisher {
             reference = Some(p.publish(artifact, import_path).await?);
         }
         Ok(reference.expect("a MultiPublisher has at least one publisher"))
+    }
+
+    async fn ready(&self) -> Result<()> {
+        futures::future::try_join_all(self.publishers.iter().map(|p| p.ready())).await.map(drop)
     }
 
     async fn close(&self) -> Result<()> {

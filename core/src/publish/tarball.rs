@@ -74,13 +74,32 @@ fn write_tarball(
     images: &[(Vec<String>, Arc<Image>)],
     rt: &tokio::runtime::Handle,
 ) -> Result<()> {
-    let io_err = |e: std::io::Error| Error::io(format!("cannot write tarball {}", path.display()), e);
+    let what = format!("cannot write tarball {}", path.display());
+    let io_err = |e: std::io::Error| Error::io(&what, e);
     let tmp = path.with_extension("tmp");
     let out = std::fs::File::create(&tmp).map_err(io_err)?;
-    let mut tar = ::tar::Builder::new(std::io::BufWriter::new(out));
+    let out = write_archive(std::io::BufWriter::new(out), images, rt, &what)?;
+    out.into_inner().map_err(|e| io_err(e.into_error()))?.sync_all().map_err(io_err)?;
+    std::fs::rename(&tmp, path).map_err(io_err)?;
+    tracing::info!("Wrote {}", path.display());
+    Ok(())
+}
+
+/// Writes `images`, each with its `repo:tag` names, into `out` as a `docker save` archive:
+/// each config and layer once, then `manifest.json`. Layers are streamed from their sources on
+/// `rt`; `what` says what is being written, in errors. The tarball and the Docker engine's load
+/// stream are both written here.
+pub(super) fn write_archive<W: std::io::Write>(
+    out: W,
+    images: &[(Vec<String>, Arc<Image>)],
+    rt: &tokio::runtime::Handle,
+    what: &str,
+) -> Result<W> {
+    let io_err = |e: std::io::Error| Error::io(what, e);
+    let mut tar = ::tar::Builder::new(out);
     let mut written = HashSet::new();
     let mut manifest = Vec::new();
-    let append = |tar: &mut ::tar::Builder<_>, name: &str, size: u64, data: &mut dyn Read| -> Result<()> {
+    let append = |tar: &mut ::tar::Builder<W>, name: &str, size: u64, data: &mut dyn Read| -> Result<()> {
         let mut h = ::tar::Header::new_ustar();
         h.set_mode(0o644);
         h.set_uid(0);
@@ -109,8 +128,5 @@ fn write_tarball(
     }
     let json = serde_json::to_vec(&manifest).map_err(|e| Error::io("manifest.json", std::io::Error::other(e)))?;
     append(&mut tar, "manifest.json", json.len() as u64, &mut &json[..])?;
-    tar.into_inner().map_err(io_err)?.into_inner().map_err(|e| io_err(e.into_error()))?.sync_all().map_err(io_err)?;
-    std::fs::rename(&tmp, path).map_err(io_err)?;
-    tracing::info!("Wrote {}", path.display());
-    Ok(())
+    tar.into_inner().map_err(io_err)
 }
