@@ -182,6 +182,8 @@ def make_apps(work):
            "        args: [\"--port=8080\", \"--verbose\"]\n")
     copies = (20 << 20) // len(doc)
     (hello / "big.yaml").write_text("---\n".join([doc] * copies))
+    # Upstream re-encodes every document (minutes for 20 MB): it gets 1 MB, and its rate from that.
+    (hello / "big-upstream.yaml").write_text("---\n".join([doc] * (copies // 20)))
     (hello / "one.yaml").write_text(doc)
     return hello, svcs, big
 
@@ -263,10 +265,12 @@ def main():
                     if keep:
                         record("P4", tool, r)
                 if wanted("P6") and tool != "floor":
+                    yaml = "big.yaml" if tool == "ours" else "big-upstream.yaml"
                     small = ko(tool, ["resolve", "--sbom=none", "-f", "one.yaml"], hello, f"{host}/{tool}")
-                    large = ko(tool, ["resolve", "--sbom=none", "-f", "big.yaml"], hello, f"{host}/{tool}")
+                    large = ko(tool, ["resolve", "--sbom=none", "-f", yaml], hello, f"{host}/{tool}")
                     if keep:
-                        record("P6", tool, (large[0] - small[0], large[1], ""))
+                        size = (hello / yaml).stat().st_size / 1e6
+                        record("P6", tool, (size / max(large[0] - small[0], 1e-3), large[1], ""))
 
         uploads = None
         if wanted("P2"):
@@ -299,10 +303,9 @@ def main():
             print(f"P5 {'peak RSS of ko itself in P4':39} {'':8} {rss['ours']:6.1f}MB {rss['upstream']:7.1f}MB  "
                   f"(target < 64 MB): {verdict}")
         if "P6" in samples:
-            size_mb = (hello / "big.yaml").stat().st_size / 1e6
-            rate = {t: size_mb / median("P6", t) for t in ("ours", "upstream")}
+            rate = {t: median("P6", t) for t in ("ours", "upstream")}
             verdict = "met" if rate["ours"] >= 100 else "missed"
-            print(f"P6 {'YAML-only resolve, %.0f MB' % size_mb:39} {'':8} {rate['ours']:5.0f}MB/s {rate['upstream']:6.0f}MB/s  "
+            print(f"P6 {'YAML-only resolve (20 MB; upstream 1 MB)':39} {'':8} {rate['ours']:5.0f}MB/s {rate['upstream']:6.1f}MB/s  "
                   f"(target >= 100 MB/s): {verdict}")
         if wanted("scaling"):
             out = subprocess.run(["cargo", "run", "--release", "--quiet", "-p", "ko-core", "--example", "compress"],
