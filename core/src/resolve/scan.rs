@@ -60,10 +60,10 @@ pub fn scan_refs(
     let mut cuts = vec![0];
     for k in 1..threads {
         let from = (text.len() * k / threads).max(*cuts.last().expect("starts with 0"));
-        if let Some(at) = next_document_marker(text, from) {
-            if at > *cuts.last().expect("starts with 0") {
-                cuts.push(at);
-            }
+        if let Some(at) = next_document_marker(text, from)
+            && at > *cuts.last().expect("starts with 0")
+        {
+            cuts.push(at);
         }
     }
     cuts.push(text.len());
