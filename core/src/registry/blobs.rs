@@ -24,7 +24,7 @@ impl RegistryClient {
         let url = join(&base, &format!("v2/{repo}/blobs/{digest}"), &op)?;
         let scopes = [pull_scope(repo)];
         let auth = Auth { host: &host, repository: repo, scopes: &scopes };
-        let http = host.http(&url)?;
+        let http = host.http()?;
         let resp = self.send(&op, Some(&auth), &|| http.get(url.clone())).await?;
         if !resp.status().is_success() {
             return Err(status_error(resp, &op).await);
@@ -42,7 +42,7 @@ impl RegistryClient {
         let url = join(&base, &format!("v2/{repo}/blobs/{digest}"), &op)?;
         let scopes = [push_scope(repo)];
         let auth = Auth { host: &host, repository: repo, scopes: &scopes };
-        let http = host.http(&url)?;
+        let http = host.http()?;
         let resp = self.send(&op, Some(&auth), &|| http.head(url.clone())).await?;
         match resp.status() {
             s if s.is_success() => Ok(true),
@@ -65,7 +65,7 @@ impl RegistryClient {
         url.query_pairs_mut().append_pair("mount", digest).append_pair("from", from_repository);
         let scopes = [push_scope(repo), pull_scope(from_repository)];
         let auth = Auth { host: &host, repository: repo, scopes: &scopes };
-        let http = host.http(&url)?;
+        let http = host.http()?;
         let resp = self.send(&op, Some(&auth), &|| http.post(url.clone()).header(CONTENT_LENGTH, "0")).await?;
         match resp.status() {
             StatusCode::CREATED => Ok(true),
@@ -148,7 +148,7 @@ impl RegistryClient {
             Some(loc) => loc,
             None => {
                 let url = join(base, &format!("v2/{}/blobs/uploads/", op.repository), op).map_err(Upload::Fatal)?;
-                let http = host.http(&url).map_err(Upload::Fatal)?;
+                let http = host.http().map_err(Upload::Fatal)?;
                 let resp = self
                     .send(op, Some(auth), &|| http.post(url.clone()).header(CONTENT_LENGTH, "0"))
                     .await
@@ -163,7 +163,7 @@ impl RegistryClient {
         // One PATCH streaming the whole blob from its source.
         let data = source.open(digest).await.map_err(Upload::Fatal)?;
         let mut rb = host
-            .http(&location)
+            .http()
             .map_err(Upload::Fatal)?
             .patch(location.clone())
             .header(CONTENT_TYPE, "application/octet-stream")
@@ -202,7 +202,7 @@ impl RegistryClient {
         // PUT ?digest= closes the session; the registry checks the digest.
         let mut put = location;
         put.query_pairs_mut().append_pair("digest", digest);
-        let http = host.http(&put).map_err(Upload::Fatal)?;
+        let http = host.http().map_err(Upload::Fatal)?;
         let resp = self
             .send(op, Some(auth), &|| http.put(put.clone()).header(CONTENT_LENGTH, "0"))
             .await
@@ -221,7 +221,7 @@ impl RegistryClient {
         let err = status_error(resp, op).await;
         // The PUT may have landed before its answer was lost: then the blob is there.
         if let Ok(url) = join(base, &format!("v2/{}/blobs/{digest}", op.repository), op)
-            && let Ok(http) = host.http(&url)
+            && let Ok(http) = host.http()
             && let Ok(r) = self.send(op, Some(auth), &|| http.head(url.clone())).await
             && r.status().is_success()
         {
