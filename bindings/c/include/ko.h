@@ -279,10 +279,11 @@ ko_error_t *ko_build(const ko_session_t *session,
                      ko_published_list_t **out);
 
 /**
- * Resolves the YAML files and directories `paths` (`n` of them; `"-"` is not supported, use
- * `ko_resolve_string`) as `ko resolve -f` does: every `ko://<import path>` scalar is built,
- * published once and replaced by its reference; every other byte is kept. Documents of several
- * inputs are separated by `---`. On success stores the YAML in `*out`; on failure `*out` is NULL.
+ * Resolves the YAML files and directories `paths` (`n` of them, relative to the working
+ * directory; `"-"` is a `KO_INVALID_INPUT` error: use `ko_resolve_string`) as `ko resolve -f`
+ * does: every `ko://<import path>` scalar is built, published once and replaced by its
+ * reference; every other byte is kept. Documents of several inputs are separated by `---`. On
+ * success stores the YAML in `*out`; on failure `*out` is NULL.
  *
  * `resolve_options` and `cancel` may be NULL (defaults; not cancellable). Ownership: the
  * arguments are borrowed for the call; the caller owns `*out` and frees it with
