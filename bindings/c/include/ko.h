@@ -420,7 +420,8 @@ bool ko_error_exit_code(const ko_error_t *error, int32_t *exit_code);
 void ko_error_delete(ko_error_t *error);
 
 /**
- * The event's kind.
+ * The event's kind: a `ko_event_kind_t` (0 for NULL). Returned as a plain integer so that a
+ * program built against this header may meet kinds added later and switch over the ones it knows.
  */
 uint32_t ko_event_kind(const ko_event_t *event);
 

@@ -121,7 +121,8 @@ impl ko_event_t {
     }
 }
 
-/// The event's kind.
+/// The event's kind: a `ko_event_kind_t` (0 for NULL). Returned as a plain integer so that a
+/// program built against this header may meet kinds added later and switch over the ones it knows.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn ko_event_kind(event: *const ko_event_t) -> u32 {
     // SAFETY: NULL or the callback's event, as the header requires.
