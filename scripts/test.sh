@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Every test of the project, in one command: formatting and lints, unit tests, and the integration
-# tests against real go, docker-registry, skopeo and umoci (which must be installed: see .ci/run).
+# Every test of the project, in one command: formatting and lints, unit tests, the integration
+# tests against real go, docker-registry, skopeo and umoci, the Python suite, and the C and C++
+# suites (cmake, gcc/g++, GoogleTest, valgrind, pkg-config); .ci/run installs what they need.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo fmt --all -- --check
@@ -26,3 +27,35 @@ done
 (cd node && node scripts/build.js --debug)
 (cd node && npx tsc --noEmit --strict -p examples)
 (cd node && node --test test/*.test.js)
+# C and C++ (bindings/, issue 9): install libko with its install script into a prefix under the
+# cargo target dir, then build with the system gcc/g++ and CMake, against that installed copy: the
+# C suite (ctest: linked shared, linked static, and under valgrind), the header checks, the C++
+# GoogleTest suite (shared and static; -V shows gtest's own summary), and the examples, once with
+# pkg-config and once as a CMake consumer (find_package(ko)).
+libko_target="${CARGO_TARGET_DIR:-$PWD/target}"
+case "$libko_target" in /*) ;; *) libko_target="$PWD/$libko_target" ;; esac
+libko_prefix="$libko_target/libko-prefix"
+libko_build="$libko_target/libko-build"
+rm -rf "$libko_prefix"
+PREFIX="$libko_prefix" PROFILE=debug bash bindings/c/install.sh
+export KO_CLI="$libko_target/debug/ko"
+cmake -S bindings/c/tests -B "$libko_build/c-tests" -DCMAKE_PREFIX_PATH="$libko_prefix" >/dev/null
+cmake --build "$libko_build/c-tests" -j 2 >/dev/null
+ctest --test-dir "$libko_build/c-tests" --output-on-failure -j 2
+cmake -S bindings/cpp/tests -B "$libko_build/cpp-tests" -DCMAKE_PREFIX_PATH="$libko_prefix" >/dev/null
+cmake --build "$libko_build/cpp-tests" -j 2 >/dev/null
+ctest --test-dir "$libko_build/cpp-tests" --output-on-failure -V
+libko_layout=$(mktemp -d)
+trap 'rm -rf "$libko_layout"' EXIT
+export PKG_CONFIG_PATH="$libko_prefix/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
+# shellcheck disable=SC2046 # pkg-config's output is a list of words
+cc -std=c99 -Wall -Wextra -Werror examples/libko/build.c $(pkg-config --cflags --libs ko) -o "$libko_build/build_pkg_config"
+LD_LIBRARY_PATH="$libko_prefix/lib" "$libko_build/build_pkg_config" examples/hello "$libko_layout/pkg-config"
+skopeo inspect "oci:$libko_layout/pkg-config" >/dev/null
+cmake -S examples/libko -B "$libko_build/examples" -DCMAKE_PREFIX_PATH="$libko_prefix" >/dev/null
+cmake --build "$libko_build/examples" -j 2 >/dev/null
+for example in build_c build_c_static build_cpp; do
+  "$libko_build/examples/$example" examples/hello "$libko_layout/$example"
+  skopeo inspect "oci:$libko_layout/$example" >/dev/null
+done
+echo "libko examples: 4 of 4 built examples/hello into an OCI layout (pkg-config, CMake: shared, static, C++)"

@@ -32,7 +32,7 @@ pub mod resolve;
 mod session;
 
 pub use cancel::CancelToken;
-pub use config::{FrontEnd, KubectlOutput, Options, Settings};
+pub use config::{FrontEnd, KeyValue, KeyValues, KubectlOutput, Options, Settings};
 pub use env::Env;
 pub use error::{Error, ErrorKind, Result};
 pub use events::{Event, EventSink, Events, LayerRole, OutputStream};

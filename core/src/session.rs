@@ -72,6 +72,9 @@ pub struct Session {
     finished: AtomicBool,
     /// What `finish` writes has been written.
     closed: AtomicBool,
+    /// Threads started by `new` that work ahead of the calls; joined on drop, so that nothing of
+    /// a session outlives it (an embedder may unload the library right after).
+    background: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
 
 impl Session {
@@ -81,14 +84,15 @@ impl Session {
         let settings = Arc::new(Settings::resolve(&opts)?);
         let events = Events::default();
         let registry = Arc::new(RegistryClient::new(settings.publish.insecure_registry, &settings.env));
+        let mut background = Vec::new();
         if settings.publish.push && !settings.publish.local {
-            registry.warm_up(settings.publish.destination.repository.registry_address());
+            background.extend(registry.warm_up(settings.publish.destination.repository.registry_address()));
         }
         let engine = Arc::new(Engine::new(settings.env.clone()));
         let cache = Cache::from_env(&settings.env);
         if let Some(c) = cache.clone() {
             // Off the call's path: it only reads directory times and deletes leftovers.
-            let _ = std::thread::Builder::new().name("ko-cache-prune".into()).spawn(move || c.prune());
+            background.extend(std::thread::Builder::new().name("ko-cache-prune".into()).spawn(move || c.prune()).ok());
         }
         let bases = Arc::new(BaseResolver::new(
             registry.clone(),
@@ -99,7 +103,9 @@ impl Session {
         ));
         let builder: Arc<dyn Builder> = Arc::new(GoBuilder::new(settings.clone(), cache, bases, events.clone()));
         let publisher = make_publisher(&settings, registry, engine, &events);
-        Ok(Session::from_parts(settings, builder, publisher, events))
+        let session = Session::from_parts(settings, builder, publisher, events);
+        *session.background.lock().unwrap() = background;
+        Ok(session)
     }
 
     /// A session over a given builder and publisher (fixed ones in tests of `resolve`).
@@ -118,6 +124,7 @@ impl Session {
             calls: tokio::sync::RwLock::new(()),
             finished: AtomicBool::new(false),
             closed: AtomicBool::new(false),
+            background: Mutex::default(),
         }
     }
 
@@ -335,6 +342,14 @@ impl Session {
         }
         self.closed.store(true, Ordering::SeqCst);
         Ok(())
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        for thread in self.background.get_mut().map(std::mem::take).unwrap_or_default() {
+            let _ = thread.join();
+        }
     }
 }
 

@@ -129,8 +129,8 @@ test('KO_CANCELLED: an already aborted signal', async () => {
   assert.equal(e.cause, 'no')
 })
 
-test('KO_UNSUPPORTED: an SBOM', async () => {
-  await rejectsWith(ko.build('./cmd/hello', { sbom: 'spdx', dockerRepo: unreachable, workingDir: app }), 'KO_UNSUPPORTED', /SBOM/)
+test('KO_UNSUPPORTED: kind.local', async () => {
+  await rejectsWith(ko.build('./cmd/hello', { dockerRepo: 'kind.local', workingDir: app }), 'KO_UNSUPPORTED', /kind load docker-image/)
 })
 
 test('KO_INTERNAL: a panic in ko becomes a rejection, and node goes on', async () => {

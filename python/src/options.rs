@@ -115,7 +115,7 @@ pub fn strings(value: Option<&Bound<'_, PyAny>>, name: &str) -> PyResult<Vec<Str
 }
 
 /// A mapping `{key: value}` (exact pairs) or `key=value` strings (as `--image-label k=v`).
-pub fn pairs(value: Option<&Bound<'_, PyAny>>, name: &str) -> PyResult<ko_core::config::KeyValues> {
+pub fn pairs(value: Option<&Bound<'_, PyAny>>, name: &str) -> PyResult<ko_core::KeyValues> {
     match value {
         Some(v) if v.is_instance_of::<PyDict>() => {
             let not_strings = || PyTypeError::new_err(format!("{name} must map str to str"));
@@ -125,9 +125,9 @@ pub fn pairs(value: Option<&Bound<'_, PyAny>>, name: &str) -> PyResult<ko_core::
                 let v: String = v.extract().map_err(|_| not_strings())?;
                 out.push((k, v));
             }
-            Ok(ko_core::config::KeyValues::pairs(out))
+            Ok(ko_core::KeyValues::pairs(out))
         }
-        other => Ok(ko_core::config::KeyValues::flags(strings(other, name)?)),
+        other => Ok(ko_core::KeyValues::flags(strings(other, name)?)),
     }
 }
 

@@ -164,14 +164,18 @@ impl RegistryClient {
     }
 
     /// Sets up `registry`'s client on a thread of its own (loading TLS roots takes tens of
-    /// milliseconds), so that it is ready when the session first needs it.
-    pub fn warm_up(self: &Arc<Self>, registry: &str) {
+    /// milliseconds), so that it is ready when the session first needs it. The caller joins
+    /// the thread before it is done with the client.
+    pub fn warm_up(self: &Arc<Self>, registry: &str) -> Option<std::thread::JoinHandle<()>> {
         let (client, registry) = (self.clone(), registry.to_string());
-        let _ = std::thread::Builder::new().name("ko-registry-warm-up".into()).spawn(move || {
-            if let Ok(host) = client.host(&registry) {
-                let _ = host.http();
-            }
-        });
+        std::thread::Builder::new()
+            .name("ko-registry-warm-up".into())
+            .spawn(move || {
+                if let Ok(host) = client.host(&registry) {
+                    let _ = host.http();
+                }
+            })
+            .ok()
     }
 
     /// The registry's base URL (`https://host/` or `http://host/`), pinging `/v2/` once.
