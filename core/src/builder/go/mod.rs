@@ -30,6 +30,7 @@ use crate::image::{Artifact, Image};
 use compile::Wanted;
 use layers::{APP_DIR, LayerContext, Parts};
 use plan::Plan;
+pub(crate) use toolchain::reject_toolexec;
 use toolchain::{Listed, Package, Toolchain};
 
 /// Arguments per `go list` run (well below any command-line length limit).
