@@ -18,6 +18,9 @@ pub struct RetryPolicy {
     pub max_delay: Duration,
     /// No retry starts after this much time has gone by since the first attempt.
     pub max_total: Duration,
+    /// Attempts that may time out: a registry that did not answer within the deadline twice is
+    /// not answering.
+    pub timeout_attempts: u32,
 }
 
 impl Default for RetryPolicy {
@@ -27,16 +30,18 @@ impl Default for RetryPolicy {
             initial: Duration::from_millis(500),
             max_delay: Duration::from_secs(15),
             max_total: Duration::from_secs(120),
+            timeout_attempts: 2,
         }
     }
 }
 
 impl RetryPolicy {
     /// The wait before attempt `attempt + 1` (attempt 1 is the first retry): `initial · 2^(n-1)`,
-    /// ±20 % jitter, at most `max_delay`; `retry_after` (the server's word) wins when given.
+    /// ±20 % jitter, at most `max_delay`; `retry_after` (the server's word) wins when given
+    /// (the caller refuses one longer than what is left of `max_total`).
     pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
         if let Some(d) = retry_after {
-            return d.min(self.max_delay);
+            return d;
         }
         let exp = self.initial.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
         let jitter = 0.8 + fastrand::f64() * 0.4;
@@ -67,6 +72,9 @@ pub fn retryable_error(e: &reqwest::Error) -> bool {
         "fatal alert",
         "peer is incompatible",
         "peer misbehaved",
+        // A server answering with something that is not HTTP will do so again.
+        "invalid HTTP",
+        "message head is too large",
     ];
     let chain = || std::iter::successors(Some(e as &(dyn std::error::Error + 'static)), |c| c.source());
     if chain().any(|c| {
@@ -145,7 +153,7 @@ mod tests {
             assert!(p.delay(30, None) <= p.max_delay);
         }
         assert_eq!(p.delay(1, Some(Duration::from_secs(2))), Duration::from_secs(2));
-        assert_eq!(p.delay(1, Some(Duration::from_secs(3600))), p.max_delay);
+        assert_eq!(p.delay(1, Some(Duration::from_secs(60))), Duration::from_secs(60), "the registry's word");
     }
 
     #[test]
