@@ -225,7 +225,7 @@ fn decode_auth_entry(entry: &Value) -> Option<Credential> {
 }
 
 fn read_json(path: &Path) -> Result<Option<Value>> {
-    match std::fs::read(path) {
+    match crate::files::read_regular(path) {
         Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => Ok(None),
         Ok(bytes) => parse_config(&bytes).map(Some).map_err(|why| {
             Error::new(
