@@ -172,11 +172,24 @@ impl GoBuilder {
 impl Builder for GoBuilder {
     async fn qualify(&self, import_paths: &[&str]) -> Result<Vec<Result<String>>> {
         let args: Vec<&str> = import_paths.iter().map(|ip| ip.strip_prefix("ko://").unwrap_or(ip)).collect();
-        let valid = |arg: &&str| !arg.is_empty() && !arg.starts_with('-') && !arg.contains("...");
+        let is_file = |arg: &str| arg.ends_with(".go") && self.settings.working_dir.join(arg).is_file();
+        let valid = |arg: &&str| !arg.is_empty() && !arg.starts_with('-') && !arg.contains("...") && !is_file(arg);
         let listable: Vec<&str> = args.iter().copied().filter(valid).collect();
         let mut listed = self.packages(&listable).await?.into_iter();
         let mut out = Vec::with_capacity(args.len());
         for (import_path, arg) in import_paths.iter().zip(&args) {
+            if is_file(arg) {
+                let dir = match std::path::Path::new(arg).parent().map(|p| p.to_string_lossy().into_owned()) {
+                    Some(d) if d.is_empty() || d == "." => ".".to_string(),
+                    Some(d) if d.starts_with('.') || d.starts_with('/') => d,
+                    Some(d) => format!("./{d}"),
+                    None => ".".to_string(),
+                };
+                out.push(Err(Error::invalid(format!(
+                    "{import_path} is a Go file: ko builds packages, so name its directory ({dir}) or its import path"
+                ))));
+                continue;
+            }
             if !valid(arg) {
                 out.push(Err(Error::invalid(format!(
                     "{import_path:?} is not an import path of one package (e.g. ./cmd/server or example.com/app/cmd/server)"
