@@ -259,9 +259,12 @@ fn publish_settings(
     let repository = match repo_text {
         Some(r) => Repository::parse(&r).map_err(|e| e.context(name("docker_repo")))?,
         None if push && !local => {
+            let option = match name("docker_repo") {
+                same if same == "KO_DOCKER_REPO" => String::new(),
+                other => format!(" (or {other})"),
+            };
             return Err(Error::config(format!(
-                "KO_DOCKER_REPO is not set: set it (or {}) to the repository to publish to (e.g. ghcr.io/you), or build without pushing ({})",
-                name("docker_repo"),
+                "KO_DOCKER_REPO is not set: set it{option} to the repository to publish to (e.g. ghcr.io/you), or build without pushing ({})",
                 match front {
                     FrontEnd::Cli => "--push=false".to_string(),
                     other => format!("{} false", other.option("push")),

@@ -218,17 +218,25 @@ impl RegistryClient {
                     let e = status_error(resp, &ping_op).await;
                     let message = format!("{} on GET /v2/: {why}", e.message());
                     tracing::debug!("{}: {scheme} failed: {message}", host.registry);
-                    // A TLS server's 400 to plain HTTP says to try HTTPS, nothing about the registry.
-                    failures.push((scheme, e.with_message(message), status != StatusCode::BAD_REQUEST));
+                    // A TLS server's 400 to plain HTTP says to try HTTPS, nothing about the registry;
+                    // any other answer comes from an HTTP server, which is all there is to know.
+                    let tls_server = status == StatusCode::BAD_REQUEST;
+                    failures.push((scheme, e.with_message(message), !tls_server));
+                    if !tls_server {
+                        break;
+                    }
                 }
                 Err(e) => {
                     tracing::debug!("{}: {scheme} failed: {}", host.registry, e.message());
                     let silent = e.message().contains("no complete answer within");
+                    let redirected = e.message().contains("redirected too often");
+                    // Bytes that are not HTTP may be a TLS server's alert: HTTPS is still tried.
                     let garbage = e.message().contains("not HTTP");
-                    failures.push((scheme, e, garbage));
+                    failures.push((scheme, e, garbage || redirected));
                     // A server that accepted the connection and said nothing will not say more
-                    // over the other scheme: the wait is not repeated.
-                    if silent {
+                    // over the other scheme (the wait is not repeated); one that redirects
+                    // speaks HTTP.
+                    if silent || redirected {
                         break;
                     }
                 }
@@ -242,10 +250,12 @@ impl RegistryClient {
             .unwrap_or(0);
         let (_, first, spoke) = failures.remove(primary);
         let mut message = first.message().to_string();
+        let prefix = format!("{} {}: ", op.doing, op.target());
         if let Some((scheme, e, _)) = failures.first()
             && !spoke
+            && e.message() != first.message()
         {
-            let reason = e.message().split_once(": ").map(|(_, r)| r).unwrap_or(e.message());
+            let reason = e.message().strip_prefix(&prefix).unwrap_or(e.message());
             message.push_str(&format!(" (over {scheme}: {reason})"));
         }
         if message.contains("cannot connect") {

@@ -199,7 +199,10 @@ impl Builder for GoBuilder {
             out.push(match listed.next().flatten() {
                 None => Err(Error::not_found(format!("{import_path}: go list found no such package"))),
                 Some(pkg) => match &pkg.error {
-                    Some(e) => Err(Error::not_found(format!("{import_path}: {}", e.err.trim()))),
+                    Some(e) => Err(Error::not_found(format!(
+                        "{import_path}: {}; name a main package of the module ko runs in (e.g. ./cmd/app) or its full import path",
+                        e.err.trim()
+                    ))),
                     None if pkg.name != "main" => Err(Error::invalid(format!(
                         "{import_path} is not a main package (it is package {}): ko builds commands, so name a package that declares `package main`",
                         pkg.name
