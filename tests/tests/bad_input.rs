@@ -358,7 +358,8 @@ fn ko_yaml() {
             .fails(1, &[".ko.yaml:2:1:", "did not find expected ',' or ']'"]),
         case("KO_CONFIG_PATH names a missing file", &["build", "./cmd/hello"])
             .env("KO_CONFIG_PATH", "missing.yaml")
-            .fails(1, &["cannot read config", "missing.yaml", "KO_CONFIG_PATH"]),
+            .fails(1, &["cannot read config", "missing.yaml", "KO_CONFIG_PATH"])
+            .not(&["--config"]),
         case("linux_capabilities", &["build", "./cmd/hello"])
             .setup(|cx| cx.write(".ko.yaml", "builds:\n- id: app\n  main: ./cmd/hello\n  linux_capabilities: bpf\n"))
             .fails(1, &[".ko.yaml", "linux_capabilities", "remove it"]),
@@ -876,6 +877,13 @@ fn signals() {
             })
             .signal(2, |_, _| true)
             .within(60),
+        case("SIGINT while reading kodata", &["build", "--push=false", "./cmd/hello"])
+            .setup(|cx| {
+                let f = std::fs::File::create(kodata_dir(cx).join("big")).unwrap();
+                f.set_len(16 << 30).unwrap();
+            })
+            .signal(2, |_, tmp| std::fs::read_dir(tmp.join("kocache/tmp")).is_ok_and(|mut d| d.next().is_some()))
+            .within(120),
         case("SIGTERM while writing a large kodata layer", &["build", "--push=false", "./cmd/hello"])
             .setup(|cx| {
                 let f = std::fs::File::create(kodata_dir(cx).join("big")).unwrap();
