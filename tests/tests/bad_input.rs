@@ -830,6 +830,32 @@ fn registry_faults() {
                 &["publishing manifest {fake}/prev/hello-", "HTTP 400 Bad Request: MANIFEST_INVALID: manifest invalid"],
             )
             .within(60),
+        case(
+            "uploads answered 429 with a Retry-After date 97,000 years away",
+            &["build", "--image-label=ko-tests-case=13", "./cmd/hello"],
+        )
+        .setup(|cx| {
+            let fake = cx.fake(|method, _| match method {
+                "PATCH" => Reply::status(429, &[("Retry-After", "Sun, 06 Nov 98941 0:49:37 GMT")], ENVELOPE_429),
+                _ => Reply::Forward,
+            });
+            cx.set("KO_DOCKER_REPO", format!("{fake}/prev"));
+        })
+        .fails(1, &["uploading blob", "HTTP 429 Too Many Requests: TOOMANYREQUESTS: slow down", "gave up after"])
+        .within(60),
+        case(
+            "uploads answered 429 with a day's Retry-After",
+            &["build", "--image-label=ko-tests-case=14", "./cmd/hello"],
+        )
+        .setup(|cx| {
+            let fake = cx.fake(|method, _| match method {
+                "PATCH" => Reply::status(429, &[("Retry-After", "86400")], ENVELOPE_429),
+                _ => Reply::Forward,
+            });
+            cx.set("KO_DOCKER_REPO", format!("{fake}/prev"));
+        })
+        .fails(1, &["uploading blob", "HTTP 429 Too Many Requests", "asks to wait 86400 s", "try again later"])
+        .within(30),
         case("uploads that always fail with 503", &["build", "--image-label=ko-tests-case=12", "./cmd/hello"])
             .setup(|cx| {
                 let fake = cx.fake(|method, _| match method {

@@ -137,7 +137,17 @@ impl RegistryClient {
                 let message = format!("{} (gave up after {attempt} attempts)", error.message());
                 return Err(error.with_message(message));
             }
-            let delay = self.policy.delay(attempt, retry_after);
+            let left = self.policy.max_total.saturating_sub(start.elapsed());
+            if let Some(wait) = retry_after.filter(|w| *w > left) {
+                let message = format!(
+                    "{}: the registry asks to wait {} s before trying again, longer than ko waits ({} s in all); try again later",
+                    error.message(),
+                    wait.as_secs(),
+                    self.policy.max_total.as_secs()
+                );
+                return Err(error.with_message(message));
+            }
+            let delay = self.policy.delay(attempt, retry_after).min(left);
             tracing::warn!("{}; restarting the upload in {:.1}s", error.message(), delay.as_secs_f64());
             tokio::time::sleep(delay).await;
         }

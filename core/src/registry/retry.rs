@@ -110,9 +110,10 @@ fn parse_http_date(s: &str) -> Option<SystemTime> {
     let day: u64 = parts[0].parse().ok()?;
     const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let month = MONTHS.iter().position(|m| *m == parts[1])? as u64 + 1;
-    let year: u64 = parts[2].parse().ok()?;
+    // IMF-fixdate has a four-digit year; a longer one would overflow the arithmetic below.
+    let year: u64 = parts[2].parse().ok().filter(|y| (1970..=9999).contains(y))?;
     let hms: Vec<u64> = parts[3].split(':').map(|x| x.parse().ok()).collect::<Option<_>>()?;
-    if hms.len() != 3 || !(1..=31).contains(&day) || year < 1970 {
+    if hms.len() != 3 || !(1..=31).contains(&day) || hms[0] > 23 || hms[1] > 59 || hms[2] > 60 {
         return None;
     }
     // Days from the civil date (Howard Hinnant's algorithm).
@@ -140,6 +141,11 @@ mod tests {
         assert_eq!(parse_retry_after("Thu, 01 Jan 1970 00:00:00 GMT", SystemTime::UNIX_EPOCH), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("-1", now), None);
+        // Found by fuzzing: a five-digit year meant a wait of 97,000 years; a huge one overflowed.
+        assert_eq!(parse_retry_after("Sun, 06 Nov 98941 0:49:37 GMT", now), None);
+        assert_eq!(parse_retry_after("Sun, 06 Nov 99999999999999999 0:49:37 GMT", now), None);
+        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 99:49:37 GMT", now), None);
+        assert!(parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now).is_some());
     }
 
     #[test]
