@@ -65,18 +65,24 @@ impl Repository {
         if path.rsplit('/').next().is_some_and(|last| last.contains(':')) {
             return Err(bad("a repository cannot carry a tag"));
         }
-        if path.chars().any(|c| c.is_ascii_uppercase()) {
-            let lower = match rest {
-                Some(_) if host_like => format!("{registry}/{}", path.to_lowercase()),
-                _ => s.to_lowercase(),
-            };
-            return Err(bad(&format!("repository names are lower-case (write {lower:?})")));
-        }
-        let repo = Repository { registry, path };
         // Validate the whole name with the distribution grammar, through a tagged reference.
-        let probe = if repo.path.is_empty() { format!("{}/x:latest", repo.registry) } else { format!("{repo}:latest") };
-        Reference::from_str(&probe).map_err(|e| bad(&e.to_string()))?;
-        Ok(repo)
+        let valid = |registry: &str, path: &str| {
+            let probe =
+                if path.is_empty() { format!("{registry}/x:latest") } else { format!("{registry}/{path}:latest") };
+            Reference::from_str(&probe).map(drop)
+        };
+        if let Err(e) = valid(&registry, &path) {
+            // Upper case is the usual slip: say so, with the name to write, when that is all.
+            if path.chars().any(|c| c.is_ascii_uppercase()) && valid(&registry, &path.to_lowercase()).is_ok() {
+                let lower = match rest {
+                    Some(_) if host_like => format!("{registry}/{}", path.to_lowercase()),
+                    _ => s.to_lowercase(),
+                };
+                return Err(bad(&format!("repository names are lower-case (write {lower:?})")));
+            }
+            return Err(bad(&e.to_string()));
+        }
+        Ok(Repository { registry, path })
     }
 
     /// This repository with `/name` appended (or itself when `name` is empty).
@@ -205,6 +211,7 @@ mod tests {
         );
         assert!(says("http://127.0.0.1:5000/x").contains("has no scheme (write \"127.0.0.1:5000/x\")"));
         assert!(says("reg.example/a b").contains("white space"));
+        assert!(!says("UPPER/!!bad").contains("write"), "no suggestion that is invalid too: {}", says("UPPER/!!bad"));
     }
 
     #[test]
