@@ -1,7 +1,7 @@
 //! When and how long to wait before trying a registry request again: exponential backoff with
-//! jitter, `Retry-After`, a cap on attempts and on the total time spent, and which failures are
-//! worth another try (connection resets, timeouts, 408, 429, 5xx — not refused connections, TLS
-//! failures or 4xx answers).
+//! jitter, `Retry-After`, a cap on attempts (a lower one on attempts that timed out) and on the
+//! total time spent, and which failures are worth another try (connection resets, timeouts, 408,
+//! 429, 5xx — not refused connections, TLS failures, answers that are not HTTP, or 4xx answers).
 
 use std::time::{Duration, SystemTime};
 
