@@ -729,7 +729,7 @@ fn registry_faults() {
                 let fake = cx.fake(|_, _| Reply::status(500, &[], "oops"));
                 cx.set("KO_DOCKER_REPO", format!("{fake}/prev"));
             })
-            .fails(1, &["{fake}", "HTTP 500 Internal Server Error on GET /v2/", "the registry is failing"])
+            .fails(1, &["checking {fake}/prev: GET /v2/: HTTP 500 Internal Server Error: the registry is failing"])
             .not(&["corrupt message", "cannot connect"])
             .within(60),
         case("HTTP 429 with a long Retry-After on the tag", &["build", "--image-label=ko-tests-case=4", "./cmd/hello"])

@@ -216,7 +216,9 @@ impl RegistryClient {
                         "not a registry (the distribution API answers 200 or 401 there)"
                     };
                     let e = status_error(resp, &ping_op).await;
-                    let message = format!("{} on GET /v2/: {why}", e.message());
+                    let prefix = format!("{} {}: ", ping_op.doing, ping_op.target());
+                    let answer = e.message().strip_prefix(&prefix).unwrap_or(e.message()).to_string();
+                    let message = format!("{prefix}GET /v2/: {answer}: {why}");
                     tracing::debug!("{}: {scheme} failed: {message}", host.registry);
                     // A TLS server's 400 to plain HTTP says to try HTTPS, nothing about the registry;
                     // any other answer comes from an HTTP server, which is all there is to know.
