@@ -18,7 +18,7 @@ use crate::builder::{Builder, GoBuilder};
 use crate::cancel::CancelToken;
 use crate::config::{Options, Settings};
 use crate::daemon::Engine;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::events::{Event, EventSink, Events};
 use crate::image::Artifact;
 use crate::kubectl;
@@ -124,14 +124,16 @@ impl Session {
         for (field, path, replaced) in [("tarball", &publish.tarball, true), ("image_refs", &publish.image_refs, false)]
         {
             if let Some(path) = path {
-                check_writable_file(path, replaced).map_err(|why| {
-                    Error::invalid(format!("{} {}: {why}", self.settings.option(field), path.display()))
+                check_writable_file(path, replaced).map_err(|(why, e)| {
+                    let message = format!("{} {}: {why}", self.settings.option(field), path.display());
+                    Error::new(ErrorKind::Io, message).with_source(e)
                 })?;
             }
         }
         if let Some(dir) = &publish.oci_layout_path {
-            check_writable_dir(dir).map_err(|why| {
-                Error::invalid(format!("{} {}: {why}", self.settings.option("oci_layout_path"), dir.display()))
+            check_writable_dir(dir).map_err(|(why, e)| {
+                let message = format!("{} {}: {why}", self.settings.option("oci_layout_path"), dir.display());
+                Error::new(ErrorKind::Io, message).with_source(e)
             })?;
         }
         Ok(())
@@ -334,14 +336,16 @@ impl Session {
 }
 
 /// Why a file cannot be written at `path` (without writing it: it is written at the end), if
-/// it cannot: a directory there, a missing or read-only parent directory. `replaced`: the file
-/// is written beside and renamed over `path` (the tarball), so only a regular file may be there;
-/// otherwise anything but a directory is written into (`--image-refs=/dev/stdout`).
-fn check_writable_file(path: &Path, replaced: bool) -> std::result::Result<(), String> {
+/// it cannot: a directory there, a missing or read-only parent directory; with the I/O error
+/// that says so. `replaced`: the file is written beside and renamed over `path` (the tarball),
+/// so only a regular file may be there; otherwise anything but a directory is written into
+/// (`--image-refs=/dev/stdout`).
+fn check_writable_file(path: &Path, replaced: bool) -> std::result::Result<(), (String, std::io::Error)> {
+    use std::io::ErrorKind::*;
     match std::fs::metadata(path) {
-        Ok(m) if m.is_dir() => return Err("is a directory; name a file".into()),
+        Ok(m) if m.is_dir() => return Err(("is a directory; name a file".into(), IsADirectory.into())),
         Ok(m) if m.is_file() => {}
-        Ok(_) if replaced => return Err("exists and is not a regular file; name a file".into()),
+        Ok(_) if replaced => return Err(("exists and is not a regular file; name a file".into(), InvalidInput.into())),
         Ok(_) => return Ok(()),
         Err(_) => {}
     }
@@ -351,34 +355,34 @@ fn check_writable_file(path: &Path, replaced: bool) -> std::result::Result<(), S
     };
     match std::fs::metadata(parent) {
         Ok(m) if m.is_dir() => probe(parent),
-        Ok(_) => Err(format!("{} is not a directory", parent.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Err(format!("the directory {} does not exist; create it first", parent.display()))
+        Ok(_) => Err((format!("{} is not a directory", parent.display()), NotADirectory.into())),
+        Err(e) if e.kind() == NotFound => {
+            Err((format!("the directory {} does not exist; create it first", parent.display()), e))
         }
-        Err(e) => Err(format!("cannot use {}: {e}", parent.display())),
+        Err(e) => Err((format!("cannot use {}: {e}", parent.display()), e)),
     }
 }
 
 /// Why `dir` cannot hold new files, if it cannot; it need not exist yet (it is created with its
 /// parents), and then its nearest existing ancestor decides.
-fn check_writable_dir(dir: &Path) -> std::result::Result<(), String> {
+fn check_writable_dir(dir: &Path) -> std::result::Result<(), (String, std::io::Error)> {
     let Some(existing) = dir.ancestors().find(|d| std::fs::metadata(d).is_ok()) else {
-        return Err("no part of it exists".into());
+        return Err(("no part of it exists".into(), std::io::ErrorKind::NotFound.into()));
     };
     if !existing.is_dir() {
-        return Err(format!("{} is not a directory", existing.display()));
+        return Err((format!("{} is not a directory", existing.display()), std::io::ErrorKind::NotADirectory.into()));
     }
     probe(existing)
 }
 
 /// Whether a file can be created in `dir`: writing a probe is the only test that holds for root
 /// and for read-only mounts alike.
-fn probe(dir: &Path) -> std::result::Result<(), String> {
+fn probe(dir: &Path) -> std::result::Result<(), (String, std::io::Error)> {
     tempfile::Builder::new()
         .prefix(".ko-write-check")
         .tempfile_in(dir)
         .map(drop)
-        .map_err(|e| format!("cannot write in {}: {e}", dir.display()))
+        .map_err(|e| (format!("cannot write in {}: {e}", dir.display()), e))
 }
 
 fn make_publisher(
@@ -418,18 +422,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         std::fs::write(d.join("file"), "x").unwrap();
-        assert_eq!(check_writable_file(&d.join("new.tar"), true), Ok(()));
-        assert_eq!(check_writable_file(&d.join("file"), true), Ok(()), "an old tarball is replaced");
-        assert!(check_writable_file(d, true).unwrap_err().contains("is a directory"));
-        let missing = check_writable_file(&d.join("no/such/x.tar"), true).unwrap_err();
+        assert_eq!(check_writable_file(&d.join("new.tar"), true).map_err(|e| e.0), Ok(()));
+        assert!(check_writable_file(&d.join("file"), true).is_ok(), "an old tarball is replaced");
+        assert!(check_writable_file(d, true).unwrap_err().0.contains("is a directory"));
+        let (missing, cause) = check_writable_file(&d.join("no/such/x.tar"), true).unwrap_err();
         assert!(missing.contains("no/such does not exist; create it first"), "{missing}");
-        assert!(check_writable_file(&d.join("file/x"), false).unwrap_err().contains("is not a directory"));
-        assert!(check_writable_file(Path::new("/dev/null"), true).unwrap_err().contains("not a regular file"));
-        assert_eq!(check_writable_file(Path::new("/dev/null"), false), Ok(()));
-        assert_eq!(check_writable_dir(&d.join("a/b/c")), Ok(()), "created with its parents");
-        assert!(check_writable_dir(&d.join("file/sub")).unwrap_err().contains("is not a directory"));
+        assert_eq!(cause.kind(), std::io::ErrorKind::NotFound);
+        assert!(check_writable_file(&d.join("file/x"), false).unwrap_err().0.contains("is not a directory"));
+        assert!(check_writable_file(Path::new("/dev/null"), true).unwrap_err().0.contains("not a regular file"));
+        assert!(check_writable_file(Path::new("/dev/null"), false).is_ok());
+        assert!(check_writable_dir(&d.join("a/b/c")).is_ok(), "created with its parents");
+        assert!(check_writable_dir(&d.join("file/sub")).unwrap_err().0.contains("is not a directory"));
         assert!(
-            check_writable_file(Path::new("/proc/ko-test.tar"), true).unwrap_err().contains("cannot write in /proc")
+            check_writable_file(Path::new("/proc/ko-test.tar"), true).unwrap_err().0.contains("cannot write in /proc")
         );
         assert_eq!(std::fs::read_dir(d).unwrap().count(), 1, "the probes are gone");
     }
