@@ -170,13 +170,9 @@ pub async fn apply(verb: ko_core::KubectlVerb, cmd: ApplyCommand, cx: &Context) 
 }
 
 pub async fn delete(cmd: DeleteCommand, cx: &Context) -> ko_core::Result<()> {
-    let opts = ko_core::Options {
-        push: Some(false),
-        front_end: ko_core::FrontEnd::Cli,
-        kubectl_output: ko_core::KubectlOutput::Inherit,
-        ..Default::default()
-    };
-    cx.session(opts)?.delete(&cmd.args, &cx.cancel).await
+    let env = ko_core::Env::from_process();
+    let events = ko_core::Events::default();
+    ko_core::delete(&cmd.args, &env, ko_core::KubectlOutput::Inherit, &events, &cx.cancel).await
 }
 
 pub async fn run(cmd: RunCommand, cx: &Context) -> ko_core::Result<()> {

@@ -37,7 +37,9 @@ pub struct Cache {
 }
 
 impl Cache {
-    /// The cache `env` names, or `None` when it is turned off (or there is no home to put it in).
+    /// The cache `env` names, or `None` when it is turned off, there is no home to put it in,
+    /// or it cannot be written (a read-only file system, a home that is not ours): then ko
+    /// builds without it, as it would with `KOCACHE=off`, and says so once.
     pub fn from_env(env: &Env) -> Option<Cache> {
         let root = match env.get_os("KOCACHE") {
             Some(v) if v == "off" => return None,
@@ -47,7 +49,44 @@ impl Cache {
                 .map(|d| d.join("ko"))
                 .or_else(|| env.home().map(|h| h.join(".cache").join("ko")))?,
         };
-        Some(Cache { root })
+        let usable = ["tmp", "bin"]
+            .iter()
+            .try_for_each(|d| std::fs::create_dir_all(root.join(d)))
+            .and_then(|()| tempfile::tempfile_in(root.join("tmp")).map(drop));
+        match usable {
+            Ok(()) => Some(Cache { root }),
+            Err(e) => {
+                tracing::warn!(
+                    "cannot use the cache at {} ({e}); building without it (KOCACHE names another)",
+                    root.display()
+                );
+                None
+            }
+        }
+    }
+
+    /// Removes what builds that ended without cleaning up left in `tmp/` (older than a day), and
+    /// output directories of `bin/` unused for two weeks. At most once a day; best effort.
+    pub fn prune(&self) {
+        const DAY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+        let stamp = self.root.join("pruned");
+        let age = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok());
+        if age(&stamp).is_some_and(|a| a < DAY) {
+            return;
+        }
+        let _ = std::fs::write(&stamp, b"");
+        let remove_older = |dir: &Path, limit: std::time::Duration| {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if age(&path).is_some_and(|a| a > limit) {
+                    let _ = std::fs::remove_dir_all(&path);
+                }
+            }
+        };
+        remove_older(&self.root.join("tmp"), DAY);
+        for platform in std::fs::read_dir(self.root.join("bin")).into_iter().flatten().flatten() {
+            remove_older(&platform.path(), 14 * DAY);
+        }
     }
 
     /// The cache's directory.
@@ -75,38 +114,55 @@ impl Cache {
         Ok(dir)
     }
 
-    /// Holds `dir`'s lock exclusively until the guard is dropped (waiting for other holders).
-    pub async fn lock(dir: &Path) -> Result<DirLock> {
+    /// Holds `dir`'s lock exclusively until the guard is dropped, waiting for other holders (a
+    /// cancelled call stops waiting). A file system without locks (some NFS) gives no lock: the
+    /// build goes on, as it would with one ko process.
+    pub async fn lock(dir: &Path) -> Result<Option<DirLock>> {
         let path = dir.join("lock");
-        crate::blocking::run("cache lock", move |_| {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&path)
-                .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
-            rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)
-                .map_err(|e| Error::io(format!("cannot lock {}", path.display()), e.into()))?;
-            Ok(DirLock { _file: file })
-        })
-        .await
+        let open = || std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&path);
+        // Pruning may have just removed a directory unused for weeks: make it again.
+        let file = open()
+            .or_else(|_| std::fs::create_dir_all(dir).and_then(|()| open()))
+            .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
+        // Polled rather than waited for in the kernel, so that cancelling the call ends the wait.
+        let mut logged = false;
+        loop {
+            match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => {
+                    // Touched, so that pruning sees the directory in use.
+                    let _ = file.set_modified(std::time::SystemTime::now());
+                    return Ok(Some(DirLock { _file: file }));
+                }
+                Err(rustix::io::Errno::WOULDBLOCK) => {
+                    if !logged {
+                        tracing::info!("waiting for another ko build using {}", dir.display());
+                        logged = true;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                Err(e) => {
+                    tracing::debug!("cannot lock {} ({e}); going on without the lock", path.display());
+                    return Ok(None);
+                }
+            }
+        }
     }
 
     fn entry_path(&self, kind: &str, key: &str) -> PathBuf {
-        self.root.join(kind).join(format!("{}.json", hex::encode(Sha256::digest(key.as_bytes()))))
+        self.root.join(kind).join(format!("{}.json", key_hash(key)))
     }
 
     /// The value stored under `kind`/`key`, if there is one, it parses, and its checksum holds.
     fn get<T: serde::de::DeserializeOwned + serde::Serialize>(&self, kind: &str, key: &str) -> Option<T> {
         let bytes = std::fs::read(self.entry_path(kind, key)).ok()?;
         let entry: Entry<T> = serde_json::from_slice(&bytes).ok()?;
-        (entry.key == key && entry.check == check(key, &entry.value)).then_some(entry.value)
+        (entry.key == key_hash(key) && entry.check == check(key, &entry.value)).then_some(entry.value)
     }
 
     /// Stores `value` under `kind`/`key`. Best effort: a cache that cannot be written only makes
     /// the next build slower.
     fn put<T: serde::Serialize>(&self, kind: &str, key: &str, value: T) {
-        let entry = Entry { key: key.to_string(), check: check(key, &value), value };
+        let entry = Entry { key: key_hash(key), check: check(key, &value), value };
         if let Ok(bytes) = serde_json::to_vec(&entry) {
             self.write_atomic(&self.entry_path(kind, key), &bytes);
         }
@@ -172,8 +228,9 @@ pub struct DirLock {
     _file: std::fs::File,
 }
 
-/// What a cache file holds: the full key (the file name is its hash), the value, and a checksum
-/// over both that catches a damaged file.
+/// What a cache file holds: the key's hash (also its name; a key may hold environment values,
+/// which are not written to disk), the value, and a checksum over both that catches a damaged
+/// file.
 #[derive(serde::Serialize, serde::Deserialize)]
 struct Entry<T> {
     key: String,
@@ -181,10 +238,18 @@ struct Entry<T> {
     check: String,
 }
 
+/// What every key starts with: the cache format and this ko's version (an upgrade may change the
+/// bytes a layer compresses to, so a new version starts afresh).
+const KEY_PREFIX: &str = concat!("ko-cache 2 ", env!("CARGO_PKG_VERSION"), " ");
+
+fn key_hash(key: &str) -> String {
+    hex::encode(Sha256::digest(format!("{KEY_PREFIX}{key}").as_bytes()))
+}
+
 fn check<T: serde::Serialize>(key: &str, value: &T) -> String {
     let value = serde_json::to_vec(value).unwrap_or_default();
     let mut h = Sha256::new();
-    h.update(key.as_bytes());
+    h.update(key_hash(key).as_bytes());
     h.update(b"\n");
     h.update(&value);
     hex::encode(h.finalize())
@@ -253,12 +318,37 @@ mod tests {
 
     #[test]
     fn where_the_cache_is() {
+        let t = tempfile::tempdir().unwrap();
+        let (c, x, h) = (t.path().join("c"), t.path().join("x"), t.path().join("h"));
+        let s = |p: &Path| p.display().to_string();
         let at = |vars: &[(&str, &str)]| Cache::from_env(&Env::from_map(vars.iter().copied())).map(|c| c.root);
-        assert_eq!(at(&[("KOCACHE", "/c"), ("HOME", "/h")]), Some(PathBuf::from("/c")));
-        assert_eq!(at(&[("KOCACHE", "off"), ("HOME", "/h")]), None);
-        assert_eq!(at(&[("XDG_CACHE_HOME", "/x"), ("HOME", "/h")]), Some(PathBuf::from("/x/ko")));
-        assert_eq!(at(&[("HOME", "/h")]), Some(PathBuf::from("/h/.cache/ko")));
+        assert_eq!(at(&[("KOCACHE", &s(&c)), ("HOME", &s(&h))]), Some(c.clone()));
+        assert_eq!(at(&[("KOCACHE", "off"), ("HOME", &s(&h))]), None);
+        assert_eq!(at(&[("XDG_CACHE_HOME", &s(&x)), ("HOME", &s(&h))]), Some(x.join("ko")));
+        assert_eq!(at(&[("HOME", &s(&h))]), Some(h.join(".cache/ko")));
         assert_eq!(at(&[]), None);
+        // A cache that cannot be written is no cache, not a failed build.
+        let file = t.path().join("a-file");
+        std::fs::write(&file, "").unwrap();
+        assert_eq!(at(&[("KOCACHE", &s(&file.join("ko")))]), None);
+    }
+
+    #[test]
+    fn pruning_removes_leftovers_only() {
+        let t = tempfile::tempdir().unwrap();
+        let cache = Cache { root: t.path().to_path_buf() };
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(30 * 24 * 3600);
+        for dir in ["tmp/ko-old", "tmp/ko-new", "bin/linux_amd64/old", "bin/linux_amd64/new"] {
+            std::fs::create_dir_all(t.path().join(dir)).unwrap();
+        }
+        for dir in ["tmp/ko-old", "bin/linux_amd64/old"] {
+            std::fs::File::open(t.path().join(dir)).unwrap().set_modified(old).unwrap();
+        }
+        cache.prune();
+        let left = |d: &str| t.path().join(d).exists();
+        assert!(
+            !left("tmp/ko-old") && left("tmp/ko-new") && !left("bin/linux_amd64/old") && left("bin/linux_amd64/new")
+        );
     }
 
     #[test]

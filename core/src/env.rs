@@ -10,9 +10,16 @@ use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
 
 /// A session's environment variables.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Env {
     vars: BTreeMap<OsString, OsString>,
+}
+
+/// Names only: values hold tokens and passwords, and a `{:?}` must not print them.
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.vars.keys()).finish()
+    }
 }
 
 impl Env {
@@ -74,5 +81,11 @@ mod tests {
         assert_eq!(env.get("PATH"), None, "the process environment is not consulted");
         assert_eq!(env.temp_dir(), PathBuf::from("/tmp"));
         assert_eq!(env.vars().count(), 2);
+    }
+
+    #[test]
+    fn debug_output_names_variables_without_their_values() {
+        let env = Env::from_map([("REGISTRY_PASSWORD", "hunter2")]);
+        assert_eq!(format!("{env:?}"), "{\"REGISTRY_PASSWORD\"}");
     }
 }

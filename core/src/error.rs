@@ -11,6 +11,7 @@ use std::fmt;
 /// of the C ABI (`ko_error_code`) and are never changed or reused; new kinds get new numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u32)]
+#[non_exhaustive]
 pub enum ErrorKind {
     /// A flag, argument, reference or file the user gave is malformed.
     InvalidInput = 1,

@@ -3,9 +3,10 @@
 //!
 //! Logs (`tracing`, upstream's words on stderr in the CLI) describe the same moments in prose;
 //! events carry them as data, so no front end has to parse log text. The callback is called on
-//! whichever worker thread reached the moment, possibly on several threads at once, and never with
-//! a lock of ko's held: a slow callback slows that piece of work down, nothing else. It must not
-//! call back into the session and wait for it.
+//! whichever worker thread reached the moment, possibly on several threads at once, and never while
+//! ko holds a lock other work waits on: a slow callback slows that piece of work down, nothing
+//! else. The call that emitted the event is still in progress, so the callback must not call into
+//! the session and wait for it (`finish`, for one, waits for calls in progress).
 //!
 //! The serde form (`{"kind": "buildStarted", "importPath": …}`) is what Node receives, C's
 //! `ko_event_json` returns and Python's `on_event` gets (with snake_case keys).

@@ -6,7 +6,7 @@
 
 use std::process::Stdio;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::AsyncWriteExt;
 
 use crate::config::KubectlOutput;
 use crate::env::Env;
@@ -60,8 +60,8 @@ pub async fn run(
     let forward = |pipe: Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>, stream: OutputStream| async move {
         let mut last = Vec::new();
         let Some(pipe) = pipe else { return last };
-        let mut lines = BufReader::new(pipe).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
+        // A read error ends the forwarding; kubectl's exit status still decides the outcome.
+        let _ = process::for_each_line(pipe, |line| {
             if stream == OutputStream::Stderr {
                 last.push(line.clone());
                 if last.len() > QUOTED_LINES {
@@ -69,7 +69,8 @@ pub async fn run(
                 }
             }
             events.emit(Event::KubectlOutput { stream, line });
-        }
+        })
+        .await;
         last
     };
     let out_pipe = child.stdout.take().map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>);

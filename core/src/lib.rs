@@ -38,4 +38,4 @@ pub use env::Env;
 pub use error::{Error, ErrorKind, Result};
 pub use events::{Event, EventSink, Events, LayerRole, OutputStream};
 pub use resolve::ResolveOptions;
-pub use session::{KubectlVerb, Published, Session};
+pub use session::{KubectlVerb, Published, Session, delete};

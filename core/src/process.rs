@@ -16,12 +16,16 @@ use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 
 use crate::env::Env;
 
 /// How long dropping a guard waits for the killed group's leader to exit.
 const REAP_WAIT: Duration = Duration::from_secs(2);
+
+/// How long dropping a guard waits for a child in ko's own group (`kubectl run` on the terminal)
+/// to finish after SIGTERM: it may be deleting the pod it started (`--rm`).
+const TERMINAL_CHILD_WAIT: Duration = Duration::from_secs(10);
 
 /// A command for `program` with exactly `env` as its environment, in its own process group.
 pub fn command(program: impl AsRef<OsStr>, env: &Env) -> tokio::process::Command {
@@ -71,6 +75,18 @@ impl GroupGuard {
         Ok(status)
     }
 
+    /// Waits up to `limit` for the child to exit; true when it did.
+    fn reap_within(&mut self, limit: Duration) -> bool {
+        let start = Instant::now();
+        loop {
+            match self.child.try_wait() {
+                Ok(None) if start.elapsed() < limit => std::thread::sleep(Duration::from_millis(2)),
+                Ok(None) => return false,
+                _ => return true,
+            }
+        }
+    }
+
     fn kill_group(&self) {
         if let Some(pgid) = self.group.and_then(|p| rustix::process::Pid::from_raw(p as i32)) {
             // ESRCH: the group is already gone.
@@ -84,17 +100,21 @@ impl Drop for GroupGuard {
         if self.finished {
             return;
         }
+        if self.group.is_none() {
+            // A child sharing ko's terminal is asked to stop and given time to clean up (a Ctrl-C
+            // on the terminal has reached it already); it is killed only if it does not.
+            if let Some(pid) = self.child.id().and_then(|p| rustix::process::Pid::from_raw(p as i32)) {
+                let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+            }
+            if self.reap_within(TERMINAL_CHILD_WAIT) {
+                return;
+            }
+        }
         self.kill_group();
         let _ = self.child.start_kill();
         // Reap the leader (bounded): its children died with it, and once it is gone nothing of the
         // group writes into ko's temporary directory. This blocks briefly, on the cancel path only.
-        let start = Instant::now();
-        while start.elapsed() < REAP_WAIT {
-            match self.child.try_wait() {
-                Ok(None) => std::thread::sleep(Duration::from_millis(2)),
-                _ => break,
-            }
-        }
+        self.reap_within(REAP_WAIT);
     }
 }
 
@@ -131,18 +151,31 @@ pub async fn run(
         out.read_to_end(&mut buf).await.map(|_| buf)
     };
     let read_err = async {
-        let mut lines = BufReader::new(err).lines();
         let mut text = String::new();
-        while let Some(line) = lines.next_line().await? {
+        for_each_line(err, |line| {
             on_line(&line);
             text.push_str(&line);
             text.push('\n');
-        }
+        })
+        .await?;
         Ok::<_, std::io::Error>(text)
     };
     let ((), stdout, stderr) = tokio::join!(feed, read_out, read_err);
     let status = guard.wait().await?;
     Ok(Captured { status, stdout: stdout?, stderr: stderr? })
+}
+
+/// Hands each line `pipe` yields to `f`, without its newline, until end of file. Lines are read
+/// as bytes and decoded lossily: a message in another encoding must not fail the call.
+pub async fn for_each_line(pipe: impl AsyncRead + Unpin, mut f: impl FnMut(String)) -> std::io::Result<()> {
+    let mut reader = BufReader::new(pipe);
+    let mut raw = Vec::new();
+    while reader.read_until(b'\n', &mut raw).await? > 0 {
+        let end = raw.len() - usize::from(raw.ends_with(b"\n"));
+        f(String::from_utf8_lossy(&raw[..end]).into_owned());
+        raw.clear();
+    }
+    Ok(())
 }
 
 /// Runs `cmd` to completion and returns what it printed, ignoring stderr lines as they come.
@@ -185,6 +218,16 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn lines_in_another_encoding_do_not_fail_the_call() {
+        let mut cmd = command("sh", &env());
+        cmd.args(["-c", "printf 'caf\\351\\nlast' >&2"]);
+        let mut seen = Vec::new();
+        let got = run(&mut cmd, None, &mut |l| seen.push(l.to_string())).await.unwrap();
+        assert!(got.status.success());
+        assert_eq!(seen, ["caf\u{fffd}", "last"]);
+    }
+
+    #[tokio::test]
     async fn dropping_the_wait_kills_the_whole_group() {
         let dir = tempfile::tempdir().unwrap();
         let pidfile = dir.path().join("grandchild");
@@ -194,9 +237,17 @@ mod tests {
         let work = output(&mut cmd);
         let _ = tokio::time::timeout(Duration::from_millis(300), work).await;
         let pid: i32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
-        // Killed: the grandchild is gone or a zombie waiting for init.
-        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let state = state.rsplit(')').next().unwrap_or("").split_whitespace().next().unwrap_or("");
+        // Killed: the grandchild is gone or a zombie waiting for init. A SIGKILL is delivered
+        // when the process is next scheduled, so on a loaded machine this takes a moment.
+        let state = || {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            stat.rsplit(')').next().unwrap_or("").split_whitespace().next().unwrap_or("").to_string()
+        };
+        let start = Instant::now();
+        while !(state().is_empty() || state() == "Z") && start.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let state = state();
         assert!(state.is_empty() || state == "Z", "the grandchild still runs: state {state:?}");
     }
 }

@@ -10,11 +10,12 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use futures::future::try_join_all;
+use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
 use crate::builder::base::BaseResolver;
 use crate::builder::{Builder, GoBuilder};
+use crate::cache::Cache;
 use crate::cancel::CancelToken;
 use crate::config::{Options, Settings};
 use crate::daemon::Engine;
@@ -65,7 +66,12 @@ pub struct Session {
     events: Events,
     /// Everything published so far, in order, for `--image-refs`.
     published: Mutex<Vec<Published>>,
+    /// Held (shared) by every running call, and by `finish` (alone) while it writes.
+    calls: tokio::sync::RwLock<()>,
+    /// No call may start any more.
     finished: AtomicBool,
+    /// What `finish` writes has been written.
+    closed: AtomicBool,
 }
 
 impl Session {
@@ -75,14 +81,23 @@ impl Session {
         let settings = Arc::new(Settings::resolve(&opts)?);
         let events = Events::default();
         let registry = Arc::new(RegistryClient::new(settings.publish.insecure_registry, &settings.env));
+        if settings.publish.push && !settings.publish.local {
+            registry.warm_up(settings.publish.destination.repository.registry_address());
+        }
         let engine = Arc::new(Engine::new(settings.env.clone()));
+        let cache = Cache::from_env(&settings.env);
+        if let Some(c) = cache.clone() {
+            // Off the call's path: it only reads directory times and deletes leftovers.
+            let _ = std::thread::Builder::new().name("ko-cache-prune".into()).spawn(move || c.prune());
+        }
         let bases = Arc::new(BaseResolver::new(
             registry.clone(),
             engine.clone(),
+            cache.clone(),
             settings.working_dir.clone(),
             settings.env.temp_dir(),
         ));
-        let builder: Arc<dyn Builder> = Arc::new(GoBuilder::new(settings.clone(), bases, events.clone()));
+        let builder: Arc<dyn Builder> = Arc::new(GoBuilder::new(settings.clone(), cache, bases, events.clone()));
         let publisher = make_publisher(&settings, registry, engine, &events);
         Ok(Session::from_parts(settings, builder, publisher, events))
     }
@@ -94,7 +109,16 @@ impl Session {
         publisher: Arc<dyn Publisher>,
         events: Events,
     ) -> Session {
-        Session { settings, builder, publisher, events, published: Mutex::default(), finished: AtomicBool::new(false) }
+        Session {
+            settings,
+            builder,
+            publisher,
+            events,
+            published: Mutex::default(),
+            calls: tokio::sync::RwLock::new(()),
+            finished: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+        }
     }
 
     /// This session, delivering its events to `sink` (from any thread).
@@ -113,10 +137,13 @@ impl Session {
         &self.settings
     }
 
-    /// What every call checks before it builds anything: the session is open, and the files
-    /// written at the end (`tarball`, `image_refs`) and the OCI layout can be written, so that a
-    /// bad path fails now rather than after the images were pushed and tagged.
-    fn check_open(&self) -> Result<()> {
+    /// Starts a call: an error once the session has finished, or when the files written at the
+    /// end (`tarball`, `image_refs`) or the OCI layout cannot be written (so that a bad path
+    /// fails now rather than after the images were pushed and tagged); else a guard that
+    /// `finish` waits for, so nothing a running call publishes misses the tarball or the image
+    /// refs.
+    async fn enter(&self) -> Result<tokio::sync::RwLockReadGuard<'_, ()>> {
+        let guard = self.calls.read().await;
         if self.finished.load(Ordering::SeqCst) {
             return Err(Error::invalid("this ko session has finished; make a new one"));
         }
@@ -136,7 +163,7 @@ impl Session {
                 Error::new(ErrorKind::Io, message).with_source(e)
             })?;
         }
-        Ok(())
+        Ok(guard)
     }
 
     /// The inputs `paths` name, read off the async threads: a slow or blocking read (a FIFO
@@ -153,7 +180,7 @@ impl Session {
     pub async fn build(&self, import_paths: &[&str], cancel: &CancelToken) -> Result<Vec<Published>> {
         cancel
             .run(async {
-                self.check_open()?;
+                let _open = self.enter().await?;
                 let args: Vec<&str> = if import_paths.is_empty() { vec!["."] } else { import_paths.to_vec() };
                 let qualified = self.builder.qualify(&args).await?.into_iter().collect::<Result<Vec<_>>>()?;
                 self.publish_all(&qualified).await
@@ -172,8 +199,13 @@ impl Session {
         // The destination is checked while the builds run: an engine that is not running fails
         // the call now, not after the builds.
         let (_, artifacts) = futures::future::try_join(self.publisher.ready(), self.builder.build(&unique)).await?;
-        let results =
-            try_join_all(unique.iter().zip(&artifacts).map(|(ip, artifact)| self.publish_one(ip, artifact))).await?;
+        // At most `jobs` images are published at once (each uploads a few blobs at once).
+        // Boxed before streaming: a lazy `map` adaptor here defeats the Send inference that
+        // the bindings' `async_trait` futures need.
+        let publishing: Vec<_> =
+            unique.iter().zip(&artifacts).map(|(ip, artifact)| Box::pin(self.publish_one(ip, artifact))).collect();
+        let results: Vec<Published> =
+            futures::stream::iter(publishing).buffered(self.settings.build.jobs.max(1)).try_collect().await?;
         self.published.lock().unwrap_or_else(|p| p.into_inner()).extend(results.iter().cloned());
         let by_path: HashMap<&str, &Published> = results.iter().map(|p| (p.import_path.as_str(), p)).collect();
         Ok(qualified.iter().map(|q| by_path[q.as_str()].clone()).collect())
@@ -198,7 +230,7 @@ impl Session {
     pub async fn resolve_files(&self, paths: &[PathBuf], ro: &ResolveOptions, cancel: &CancelToken) -> Result<String> {
         cancel
             .run(async {
-                self.check_open()?;
+                let _open = self.enter().await?;
                 let inputs = self.inputs(paths, ro).await?;
                 self.resolve_inputs(inputs, ro).await
             })
@@ -209,7 +241,7 @@ impl Session {
     pub async fn resolve_str(&self, yaml: &str, ro: &ResolveOptions, cancel: &CancelToken) -> Result<String> {
         cancel
             .run(async {
-                self.check_open()?;
+                let _open = self.enter().await?;
                 self.resolve_inputs(vec![Input { name: "-".into(), text: yaml.to_string() }], ro).await
             })
             .await
@@ -251,7 +283,7 @@ impl Session {
     ) -> Result<()> {
         cancel
             .run(async {
-                self.check_open()?;
+                let _open = self.enter().await?;
                 kubectl::find(&self.settings.env)?;
                 let inputs = self.inputs(paths, ro).await?;
                 let yaml = self.resolve_inputs(inputs, ro).await?;
@@ -262,16 +294,11 @@ impl Session {
             .await
     }
 
-    /// `kubectl delete kubectl_args…`, as upstream's passthrough.
+    /// `kubectl delete kubectl_args…`, as upstream's passthrough, with this session's
+    /// environment and output (see [`delete`] for one without a session).
     pub async fn delete(&self, kubectl_args: &[String], cancel: &CancelToken) -> Result<()> {
-        cancel
-            .run(async {
-                self.check_open()?;
-                let mut args = vec!["delete".to_string()];
-                args.extend(kubectl_args.iter().cloned());
-                self.kubectl(&args, None).await
-            })
-            .await
+        let _open = self.enter().await?;
+        delete(kubectl_args, &self.settings.env, self.settings.kubectl_output, &self.events, cancel).await
     }
 
     /// Builds and publishes `import_path`, then runs it in the cluster as upstream's `ko run`:
@@ -279,7 +306,7 @@ impl Session {
     pub async fn run(&self, import_path: &str, kubectl_args: &[String], cancel: &CancelToken) -> Result<()> {
         cancel
             .run(async {
-                self.check_open()?;
+                let _open = self.enter().await?;
                 kubectl::find(&self.settings.env)?;
                 let qualified = self.builder.qualify(&[import_path]).await?.remove(0)?;
                 let published = self.publish_all(&[qualified]).await?.remove(0);
@@ -307,10 +334,13 @@ impl Session {
     }
 
     /// Writes what is written at the end: the `tarball` (every image this session published) and
-    /// the `image_refs` file (every reference, and each index's children). Later calls on this
-    /// session fail; a second `finish` does nothing.
+    /// the `image_refs` file (every reference, and each index's children), once the calls
+    /// running now have returned. Later calls on this session fail; after a `finish` that
+    /// succeeded, another does nothing; after one that failed, another tries again.
     pub async fn finish(&self) -> Result<()> {
-        if self.finished.swap(true, Ordering::SeqCst) {
+        self.finished.store(true, Ordering::SeqCst);
+        let _alone = self.calls.write().await;
+        if self.closed.load(Ordering::SeqCst) {
             return Ok(());
         }
         self.publisher.close().await?;
@@ -331,6 +361,7 @@ impl Session {
                 .await
                 .map_err(|e| Error::io(format!("cannot write {option} {}", path.display()), e))?;
         }
+        self.closed.store(true, Ordering::SeqCst);
         Ok(())
     }
 }
@@ -383,6 +414,20 @@ fn probe(dir: &Path) -> std::result::Result<(), (String, std::io::Error)> {
         .tempfile_in(dir)
         .map(drop)
         .map_err(|e| (format!("cannot write in {}: {e}", dir.display()), e))
+}
+
+/// `kubectl delete kubectl_args…` with `env`, as upstream's `ko delete`: nothing is read or
+/// checked first (not `.ko.yaml`, not `KO_DOCKER_REPO`), so a broken configuration never stops it.
+pub async fn delete(
+    kubectl_args: &[String],
+    env: &crate::env::Env,
+    output: crate::config::KubectlOutput,
+    events: &Events,
+    cancel: &CancelToken,
+) -> Result<()> {
+    let mut args = vec!["delete".to_string()];
+    args.extend(kubectl_args.iter().cloned());
+    cancel.run(kubectl::run(&args, None, env, output, events)).await
 }
 
 fn make_publisher(

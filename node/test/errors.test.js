@@ -59,8 +59,10 @@ test('KO_BUILD: the compiler output is in the message', async () => {
   assert.match(e.message, /undefined: thisDoesNotExist/)
 })
 
-test('KO_REGISTRY: an unreachable registry', async () => {
+test('KO_REGISTRY: an unreachable registry, a Docker engine that is not running', async () => {
   await rejectsWith(ko.build('./cmd/hello', { dockerRepo: unreachable, workingDir: app }), 'KO_REGISTRY', /127\.0\.0\.1:1.*Connection refused/s)
+  const noEngine = { ...process.env, DOCKER_HOST: 'unix:///nonexistent/docker.sock' }
+  await rejectsWith(ko.build('./cmd/hello', { local: true, workingDir: app, env: noEngine }), 'KO_REGISTRY', /cannot reach the Docker engine at DOCKER_HOST=unix:\/\/\/nonexistent\/docker\.sock/)
 })
 
 test('KO_AUTH: a token server that refuses everyone', async (t) => {
@@ -128,8 +130,7 @@ test('KO_CANCELLED: an already aborted signal', async () => {
   assert.equal(e.cause, 'no')
 })
 
-test('KO_UNSUPPORTED: publishing to the Docker daemon', async () => {
-  await rejectsWith(ko.build('./cmd/hello', { local: true, workingDir: app }), 'KO_UNSUPPORTED', /not supported by this version of ko yet.*ociLayoutPath/)
+test('KO_UNSUPPORTED: an SBOM', async () => {
   await rejectsWith(ko.build('./cmd/hello', { sbom: 'spdx', dockerRepo: unreachable, workingDir: app }), 'KO_UNSUPPORTED', /SBOM/)
 })
 

@@ -79,6 +79,8 @@ fn exception(py: Python<'_>, err: &ko_core::Error) -> PyErr {
         ErrorKind::Cancelled => CancelledError::new_err(message),
         ErrorKind::Unsupported => UnsupportedError::new_err(message),
         ErrorKind::Internal => InternalError::new_err(message),
+        // A kind newer than this binding: still a KoError, with its kind and code set below.
+        _ => KoError::new_err(message),
     };
     let value = exc.value(py);
     // Setting attributes on a fresh exception instance cannot fail in practice; if it ever did,

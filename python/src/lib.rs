@@ -128,9 +128,14 @@ fn kubectl(
 #[pyo3(signature = (kubectl_args))]
 fn delete(py: Python<'_>, kubectl_args: Bound<'_, PyAny>) -> PyResult<()> {
     let args = strings(Some(&kubectl_args), "kubectl_args")?;
-    let options = ko_core::Options { push: Some(false), front_end: ko_core::FrontEnd::Python, ..Default::default() };
-    let call = Call { options, on_event: None };
-    call.run(py, |session, cancel| async move { session.delete(&args, &cancel).await })
+    let events = ko_core::Events::default();
+    events.set_sink(events::sink(None));
+    let cancel = ko_core::CancelToken::new();
+    let token = cancel.clone();
+    runtime::block_on(py, &cancel, async move {
+        let env = ko_core::Env::from_process();
+        ko_core::delete(&args, &env, ko_core::KubectlOutput::Events, &events, &token).await
+    })
 }
 
 /// The names of every option, as ko-core lists them (tests check this module's signatures

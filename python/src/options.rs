@@ -114,8 +114,8 @@ pub fn strings(value: Option<&Bound<'_, PyAny>>, name: &str) -> PyResult<Vec<Str
     Ok(out)
 }
 
-/// A mapping `{key: value}` or `key=value` strings, as `--image-label k=v`.
-pub fn pairs(value: Option<&Bound<'_, PyAny>>, name: &str) -> PyResult<Vec<String>> {
+/// A mapping `{key: value}` (exact pairs) or `key=value` strings (as `--image-label k=v`).
+pub fn pairs(value: Option<&Bound<'_, PyAny>>, name: &str) -> PyResult<ko_core::config::KeyValues> {
     match value {
         Some(v) if v.is_instance_of::<PyDict>() => {
             let not_strings = || PyTypeError::new_err(format!("{name} must map str to str"));
@@ -123,11 +123,11 @@ pub fn pairs(value: Option<&Bound<'_, PyAny>>, name: &str) -> PyResult<Vec<Strin
             for (k, v) in v.cast::<PyDict>()?.iter() {
                 let k: String = k.extract().map_err(|_| not_strings())?;
                 let v: String = v.extract().map_err(|_| not_strings())?;
-                out.push(format!("{k}={v}"));
+                out.push((k, v));
             }
-            Ok(out)
+            Ok(ko_core::config::KeyValues::pairs(out))
         }
-        other => strings(other, name),
+        other => Ok(ko_core::config::KeyValues::flags(strings(other, name)?)),
     }
 }
 

@@ -43,21 +43,31 @@ impl Call {
             session.finish().await?;
             Ok(value)
         };
-        let mut raised: Option<PyErr> = None;
-        let result = py.detach(|| {
-            ko_core::embed::block_on(whole, &cancel, || {
-                Python::attach(|py| match py.check_signals() {
-                    Ok(()) => false,
-                    Err(e) => {
-                        raised = Some(e);
-                        true
-                    }
-                })
-            })
-        });
-        if let Some(signal) = raised {
-            return Err(signal);
-        }
-        result.map_err(|e| error::to_py(py, &e))
+        block_on(py, &cancel, whole)
     }
+}
+
+/// Waits for `work` (which watches `cancel`) on the shared runtime with the GIL released,
+/// cancelling it when a signal handler raises; that exception wins over the `Cancelled` error.
+pub fn block_on<T, Fut>(py: Python<'_>, cancel: &CancelToken, work: Fut) -> PyResult<T>
+where
+    Fut: Future<Output = ko_core::Result<T>> + Send + 'static,
+    T: Send + 'static,
+{
+    let mut raised: Option<PyErr> = None;
+    let result = py.detach(|| {
+        ko_core::embed::block_on(work, cancel, || {
+            Python::attach(|py| match py.check_signals() {
+                Ok(()) => false,
+                Err(e) => {
+                    raised = Some(e);
+                    true
+                }
+            })
+        })
+    });
+    if let Some(signal) = raised {
+        return Err(signal);
+    }
+    result.map_err(|e| error::to_py(py, &e))
 }

@@ -1,6 +1,6 @@
 //! What makes rebuilds cheap, checked for correctness (never for time): the layer cache (a
 //! damaged entry still gives a correct image; a cached layer the registry lacks is made and
-//! checked; two ko processes share one cache), batched `go build`s (one run for several mains,
+//!checked; two ko processes share one cache; base manifests and configs are kept by digest), batched `go build`s (one run for several mains,
 //! byte-identical binaries), ko's parallel gzip (read by Go's compress/gzip and `gzip -d`) and
 //! zstd layers (pulled and unpacked by skopeo and umoci).
 
@@ -51,6 +51,32 @@ fn damaged_cache_entries_and_cached_layers_a_registry_lacks_still_give_correct_i
     for (i, diff_id) in img.config()["rootfs"]["diff_ids"].as_array().unwrap().iter().enumerate() {
         assert_eq!(digest_of(&img.layer_tar(i)), diff_id.as_str().unwrap(), "layer {i} unpacks to its diff id");
     }
+}
+
+#[test]
+fn base_manifests_and_configs_are_kept_by_digest_and_a_damaged_one_is_fetched_again() {
+    let reg = Registry::start();
+    let base = push_base_index(&reg, "base", "v1", &["amd64"]);
+    let fx = GoFixture::app();
+    let cache = fx.scratch("kocache");
+    let build = || {
+        let out = ko_ok(
+            fx.ko()
+                .args(["build", "./cmd/hello"])
+                .env("KO_DOCKER_REPO", format!("{}/app", reg.host()))
+                .env("KO_DEFAULTBASEIMAGE", &base.reference)
+                .env("KOCACHE", &cache),
+        );
+        refs(&out, 1).remove(0)
+    };
+    let first = build();
+    let kept = tree(&cache.join("blobs")).iter().filter(|p| cache.join("blobs").join(p).is_file()).count();
+    assert_eq!(kept, 2, "the base's image manifest and config, by digest");
+    let damaged = truncate_all(&cache.join("blobs"));
+    assert_eq!(damaged, 2);
+    assert_eq!(build(), first, "damaged kept blobs are fetched again; the image is the same");
+    let img = pull(&docker(&first));
+    assert_eq!(img.layer_count(), 3, "the base's layer, kodata and the binary");
 }
 
 #[test]

@@ -15,6 +15,7 @@ use oci_client::Reference;
 use tokio::sync::{Mutex, OnceCell};
 
 use crate::blocking::{self, Checked};
+use crate::cache::Cache;
 use crate::daemon::Engine;
 use crate::error::{Error, Result};
 use crate::image::layer::{ByteStream, FileBlob, MountOrigin};
@@ -89,20 +90,28 @@ pub trait ImageSource: Send + Sync {
 pub struct BaseResolver {
     registry: Arc<RegistryClient>,
     engine: Arc<Engine>,
+    /// The on-disk cache, which keeps base manifests and configs by digest across sessions.
+    disk: Option<Cache>,
     working_dir: PathBuf,
     /// Where layers read from the Docker engine are kept while the session lives.
     temp_dir: PathBuf,
-    cache: Mutex<HashMap<String, Arc<OnceCell<Arc<Base>>>>>,
+    loaded: Mutex<HashMap<String, Arc<OnceCell<Arc<Base>>>>>,
 }
 
 impl BaseResolver {
-    pub fn new(registry: Arc<RegistryClient>, engine: Arc<Engine>, working_dir: PathBuf, temp_dir: PathBuf) -> Self {
-        BaseResolver { registry, engine, working_dir, temp_dir, cache: Mutex::default() }
+    pub fn new(
+        registry: Arc<RegistryClient>,
+        engine: Arc<Engine>,
+        disk: Option<Cache>,
+        working_dir: PathBuf,
+        temp_dir: PathBuf,
+    ) -> Self {
+        BaseResolver { registry, engine, disk, working_dir, temp_dir, loaded: Mutex::default() }
     }
 
     /// The base named `name`, fetched on first use.
     pub async fn resolve(&self, name: &str) -> Result<Arc<Base>> {
-        let cell = self.cache.lock().await.entry(name.to_string()).or_default().clone();
+        let cell = self.loaded.lock().await.entry(name.to_string()).or_default().clone();
         cell.get_or_try_init(|| async { self.load(name).await.map(Arc::new) }).await.cloned()
     }
 
@@ -127,7 +136,8 @@ impl BaseResolver {
         let (bytes, digest, mt) = self.registry.get_manifest(&reference).await.map_err(|e| e.context("base image"))?;
         let manifest = RawJson { bytes, digest };
         let repo = Reference::with_tag(reference.registry().into(), reference.repository().into(), "latest".into());
-        let source = Arc::new(RegistrySource { registry: self.registry.clone(), repository: repo });
+        let source =
+            Arc::new(RegistrySource { registry: self.registry.clone(), repository: repo, disk: self.disk.clone() });
         if media_type::is_index(&mt) {
             let index = parse_index(&manifest, name)?;
             Ok(Base::Index { reference: name.to_string(), media_type: mt, manifest, index, source })
@@ -239,6 +249,8 @@ fn assemble(
 struct RegistrySource {
     registry: Arc<RegistryClient>,
     repository: Reference,
+    /// Manifests by digest and configs come from here when kept by an earlier session.
+    disk: Option<Cache>,
 }
 
 impl RegistrySource {
@@ -251,13 +263,28 @@ impl RegistrySource {
                 parsed.config.size
             )));
         }
-        let stream = self.registry.blob_stream(&self.repository, &parsed.config.digest, parsed.config.size).await?;
-        let chunks: Vec<bytes::Bytes> =
-            stream.try_collect().await.map_err(|e| Error::io(format!("base image {name}: reading config"), e))?;
-        let config = RawJson::from_bytes(chunks.concat().into());
-        if config.digest != parsed.config.digest {
-            return Err(Error::registry(format!("base image {name}: config digest mismatch ({})", config.digest)));
-        }
+        let config = match self.disk.as_ref().and_then(|d| d.blob(&parsed.config.digest)) {
+            Some(kept) => RawJson::from_bytes(kept),
+            None => {
+                let stream =
+                    self.registry.blob_stream(&self.repository, &parsed.config.digest, parsed.config.size).await?;
+                let chunks: Vec<bytes::Bytes> = stream
+                    .try_collect()
+                    .await
+                    .map_err(|e| Error::io(format!("base image {name}: reading config"), e))?;
+                let config = RawJson::from_bytes(chunks.concat().into());
+                if config.digest != parsed.config.digest {
+                    return Err(Error::registry(format!(
+                        "base image {name}: config digest mismatch ({})",
+                        config.digest
+                    )));
+                }
+                if let Some(disk) = &self.disk {
+                    disk.put_blob(&config.digest, &config.bytes);
+                }
+                config
+            }
+        };
         let blobs = Arc::new(RegistryBlobs {
             registry: self.registry.clone(),
             repository: self.repository.clone(),
@@ -279,12 +306,38 @@ impl ImageSource for RegistrySource {
             self.repository.repository().into(),
             descriptor.digest.clone(),
         );
-        let (bytes, digest, mt) = self.registry.get_manifest(&reference).await?;
+        // A manifest by digest never changes; one kept with its media type inside is used as is.
+        let kept = self.disk.as_ref().and_then(|d| d.blob(&descriptor.digest)).and_then(|bytes| {
+            let mt = embedded_media_type(&bytes)?;
+            Some((RawJson::from_bytes(bytes), mt))
+        });
+        let (manifest, mt) = match kept {
+            Some(found) => found,
+            None => {
+                let (bytes, digest, mt) = self.registry.get_manifest(&reference).await?;
+                if let Some(disk) = &self.disk
+                    && embedded_media_type(&bytes).as_deref() == Some(mt.as_str())
+                {
+                    disk.put_blob(&digest, &bytes);
+                }
+                (RawJson { bytes, digest }, mt)
+            }
+        };
         if !media_type::is_manifest(&mt) {
             return Err(Error::build(format!("base image {reference}: nested indexes are not supported")));
         }
-        self.load(RawJson { bytes, digest }, mt).await
+        self.load(manifest, mt).await
     }
+}
+
+/// The `mediaType` a manifest names itself (optional in OCI manifests).
+fn embedded_media_type(manifest: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Typed {
+        #[serde(rename = "mediaType")]
+        media_type: String,
+    }
+    serde_json::from_slice::<Typed>(manifest).ok().map(|t| t.media_type)
 }
 
 /// Blobs of one registry repository; mountable into other repositories of the same registry.

@@ -80,12 +80,16 @@ impl Entries for Fingerprint {
 
     fn file(&mut self, image_path: &str, source: &Path, meta: &std::fs::Metadata) -> Result<()> {
         use std::os::unix::fs::MetadataExt;
+        // The change time too: a file replaced with its old size and modification time restored
+        // (an archive unpacked over it) still gets a new one.
         let line = format!(
-            "f {image_path} {} {} {}.{} {}\n",
+            "f {image_path} {} {} {}.{} {}.{} {}\n",
             source.display(),
             meta.len(),
             meta.mtime(),
             meta.mtime_nsec(),
+            meta.ctime(),
+            meta.ctime_nsec(),
             meta.ino()
         );
         self.0.update(line);

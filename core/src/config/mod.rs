@@ -56,12 +56,10 @@ pub struct Options {
     pub jobs: usize,
     /// SBOM kind (`none` only, for now).
     pub sbom: Option<String>,
-    /// `key=value` config labels.
-    #[serde(deserialize_with = "pairs")]
-    pub image_labels: Vec<String>,
-    /// `key=value` manifest (and index) annotations.
-    #[serde(deserialize_with = "pairs")]
-    pub image_annotations: Vec<String>,
+    /// Config labels.
+    pub image_labels: KeyValues,
+    /// Manifest (and index) annotations.
+    pub image_annotations: KeyValues,
     /// Config `User`.
     pub image_user: Option<String>,
     /// Linker flags, joined with spaces into one `-ldflags=`.
@@ -207,6 +205,75 @@ pub enum KubectlOutput {
     Inherit,
 }
 
+/// `key=value` settings (labels, annotations), as a front end received them: strings as the CLI
+/// flag takes them (`k=v`, several separated by commas: `team=web,tier=a,b`), or exact pairs (a
+/// map's entries, kept as they are whatever they contain). The serde form is a list of strings
+/// or a `{key: value}` map; a single string is one entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct KeyValues(pub Vec<KeyValue>);
+
+/// One entry of [`KeyValues`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyValue {
+    /// `k=v[,k2=v2…]`, split as the flag is.
+    Flag(String),
+    /// One key and its value, exactly.
+    Pair(String, String),
+}
+
+impl KeyValues {
+    /// Entries as the CLI flag takes them.
+    pub fn flags<S: Into<String>>(values: impl IntoIterator<Item = S>) -> KeyValues {
+        KeyValues(values.into_iter().map(|v| KeyValue::Flag(v.into())).collect())
+    }
+
+    /// Exact pairs.
+    pub fn pairs<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> KeyValues {
+        KeyValues(pairs.into_iter().map(|(k, v)| KeyValue::Pair(k.into(), v.into())).collect())
+    }
+}
+
+impl Serialize for KeyValues {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        if !self.0.is_empty() && self.0.iter().all(|e| matches!(e, KeyValue::Pair(..))) {
+            let mut map = s.serialize_map(Some(self.0.len()))?;
+            for e in &self.0 {
+                if let KeyValue::Pair(k, v) = e {
+                    map.serialize_entry(k, v)?;
+                }
+            }
+            return map.end();
+        }
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for e in &self.0 {
+            match e {
+                KeyValue::Flag(f) => seq.serialize_element(f)?,
+                KeyValue::Pair(k, v) => seq.serialize_element(&format!("{k}={v}"))?,
+            }
+        }
+        seq.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for KeyValues {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Form {
+            One(String),
+            Many(Vec<String>),
+            Map(BTreeMap<String, String>),
+        }
+        Ok(match Option::<Form>::deserialize(d)? {
+            None => KeyValues::default(),
+            Some(Form::One(s)) => KeyValues::flags([s]),
+            Some(Form::Many(v)) => KeyValues::flags(v),
+            Some(Form::Map(m)) => KeyValues::pairs(m),
+        })
+    }
+}
+
 /// A list of strings, or one string.
 fn string_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     #[derive(Deserialize)]
@@ -222,23 +289,6 @@ fn string_list<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D:
     })
 }
 
-/// `key=value` strings (one or a list), or a `{key: value}` map.
-fn pairs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Pairs {
-        One(String),
-        Many(Vec<String>),
-        Map(BTreeMap<String, String>),
-    }
-    Ok(match Option::<Pairs>::deserialize(d)? {
-        None => Vec::new(),
-        Some(Pairs::One(s)) => vec![s],
-        Some(Pairs::Many(v)) => v,
-        Some(Pairs::Map(m)) => m.into_iter().map(|(k, v)| format!("{k}={v}")).collect(),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,7 +301,8 @@ mod tests {
             tags: vec!["v1".into()],
             push: Some(false),
             jobs: 3,
-            image_labels: vec!["a=b".into()],
+            image_labels: KeyValues::flags(["a=b"]),
+            image_annotations: KeyValues::pairs([("x", "y,z=w")]),
             oci_layout_path: Some("out".into()),
             env: Some([("KO_DOCKER_REPO".to_string(), "x".to_string())].into()),
             ..Default::default()
@@ -266,7 +317,7 @@ mod tests {
     fn json_takes_single_strings_and_maps() {
         let o = Options::from_json(r#"{"platforms":"linux/amd64","imageLabels":{"team":"web","tier":"a,b"}}"#).unwrap();
         assert_eq!(o.platforms, ["linux/amd64"]);
-        assert_eq!(o.image_labels, ["team=web", "tier=a,b"]);
+        assert_eq!(o.image_labels, KeyValues::pairs([("team", "web"), ("tier", "a,b")]));
         let err = Options::from_json(r#"{"dockerrepo":"x"}"#).unwrap_err().to_string();
         assert!(err.contains("unknown field `dockerrepo`"), "{err}");
     }

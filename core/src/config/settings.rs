@@ -5,7 +5,7 @@
 
 use std::path::PathBuf;
 
-use super::{FrontEnd, KoConfig, KubectlOutput, Options};
+use super::{FrontEnd, KeyValue, KeyValues, KoConfig, KubectlOutput, Options};
 use crate::env::Env;
 use crate::error::{Error, Result};
 use crate::image::compress::Compression;
@@ -126,12 +126,23 @@ fn comma_list(values: &[String]) -> Vec<String> {
     values.iter().flat_map(|v| v.split(',')).map(str::trim).filter(|s| !s.is_empty()).map(str::to_string).collect()
 }
 
-/// `key=value` pairs, several to an entry when separated by commas. A comma-separated piece
-/// without `=` continues the previous value (`team=a,b` is `team` = `a,b`), as pflag's
-/// `StringToString` reads `--image-label`.
-pub fn parse_pairs(values: &[String], option: &str) -> Result<Vec<(String, String)>> {
+/// The pairs of `values`: exact pairs as they are; flag strings as `key=value`, several to an
+/// entry when separated by commas, where a comma-separated piece without `=` continues the
+/// previous value (`team=a,b` is `team` = `a,b`), as pflag's `StringToString` reads
+/// `--image-label`.
+pub fn parse_pairs(values: &KeyValues, option: &str) -> Result<Vec<(String, String)>> {
     let mut out: Vec<(String, String)> = Vec::new();
-    for value in values {
+    for entry in &values.0 {
+        let value = match entry {
+            KeyValue::Pair(k, v) if !k.is_empty() => {
+                out.push((k.clone(), v.clone()));
+                continue;
+            }
+            KeyValue::Pair(_, v) => {
+                return Err(Error::invalid(format!("{option}: a key is empty (with the value {v:?})")));
+            }
+            KeyValue::Flag(value) => value,
+        };
         for piece in value.split(',') {
             match piece.split_once('=') {
                 Some((k, v)) if !k.trim().is_empty() => out.push((k.trim().to_string(), v.to_string())),
@@ -360,7 +371,8 @@ mod tests {
         let o = Options {
             tags: vec!["v1,v2".into(), "v1".into()],
             platforms: vec!["linux/amd64, linux/arm64".into()],
-            image_labels: vec!["a=1,b=2".into(), "team=x,y".into()],
+            image_labels: KeyValues::flags(["a=1,b=2", "team=x,y"]),
+            image_annotations: KeyValues::pairs([("desc", "x,b=y")]),
             ..opts(&[("KO_DOCKER_REPO", "reg.example/t")])
         };
         let s = Settings::resolve(&o).unwrap();
@@ -372,6 +384,8 @@ mod tests {
         let want: Vec<(String, String)> =
             [("a", "1"), ("b", "2"), ("team", "x,y")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         assert_eq!(s.build.labels, want);
+        let exact = vec![("desc".to_string(), "x,b=y".to_string())];
+        assert_eq!(s.build.annotations, exact, "a map's values are not split");
     }
 
     #[test]
@@ -383,7 +397,7 @@ mod tests {
         assert!(py.to_string().starts_with("tag_only= needs exactly one tag"), "{py}");
         let node = Settings::resolve(&Options { front_end: FrontEnd::Node, ..base }).unwrap_err();
         assert!(node.to_string().starts_with("tagOnly needs"), "{node}");
-        let bad = Options { image_labels: vec!["novalue".into()], front_end: FrontEnd::Python, ..opts(&[]) };
+        let bad = Options { image_labels: KeyValues::flags(["novalue"]), front_end: FrontEnd::Python, ..opts(&[]) };
         let e = Settings::resolve(&Options { push: Some(false), ..bad }).unwrap_err().to_string();
         assert!(e.starts_with("image_labels= \"novalue\": expected key=value"), "{e}");
     }

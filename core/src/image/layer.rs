@@ -99,14 +99,23 @@ pub struct LazyBlob {
     expected: LayerDigests,
     path: PathBuf,
     recipe: Recipe,
+    /// Told what the recipe really made, when that is not what was expected (so that the cache
+    /// that said otherwise is corrected for the next build).
+    on_mismatch: Box<dyn Fn(&LayerDigests) + Send + Sync>,
     made: tokio::sync::OnceCell<()>,
     keep_alive: Arc<tempfile::TempDir>,
 }
 
 impl LazyBlob {
     /// A blob that `recipe` makes at `path` (inside `keep_alive`) when first opened.
-    pub fn new(expected: LayerDigests, path: PathBuf, recipe: Recipe, keep_alive: Arc<tempfile::TempDir>) -> Self {
-        LazyBlob { expected, path, recipe, made: tokio::sync::OnceCell::new(), keep_alive }
+    pub fn new(
+        expected: LayerDigests,
+        path: PathBuf,
+        recipe: Recipe,
+        on_mismatch: Box<dyn Fn(&LayerDigests) + Send + Sync>,
+        keep_alive: Arc<tempfile::TempDir>,
+    ) -> Self {
+        LazyBlob { expected, path, recipe, on_mismatch, made: tokio::sync::OnceCell::new(), keep_alive }
     }
 }
 
@@ -117,17 +126,26 @@ impl BlobSource for LazyBlob {
             .get_or_try_init(|| {
                 let (recipe, path, expected) = (self.recipe.clone(), self.path.clone(), self.expected.clone());
                 let keep_alive = self.keep_alive.clone();
-                crate::blocking::run("layer", move |abandoned| {
-                    let _keep_alive = keep_alive;
-                    let made = recipe(&path, abandoned)?;
-                    if made.digest != expected.digest || made.diff_id != expected.diff_id || made.size != expected.size {
+                async move {
+                    let made = crate::blocking::run("layer", move |abandoned| {
+                        let _keep_alive = keep_alive;
+                        // Made under another name and renamed, so a reader never sees half of it.
+                        let partial = path.with_extension("partial");
+                        let made = recipe(&partial, abandoned)?;
+                        std::fs::rename(&partial, &path)
+                            .map_err(|e| Error::io(format!("cannot rename {}", partial.display()), e))?;
+                        Ok(made)
+                    })
+                    .await?;
+                    if made != expected {
+                        (self.on_mismatch)(&made);
                         return Err(Error::build(format!(
-                            "layer {} came out as {} from a cached recipe: its source changed since the image was built; build again",
+                            "layer {} came out as {} from its cached recipe (its source changed since the image was built, or the cache was wrong; it is corrected now): build again",
                             expected.digest, made.digest
                         )));
                     }
                     Ok(())
-                })
+                }
             })
             .await?;
         FileBlob { path: self.path.clone(), keep_alive: Some(self.keep_alive.clone()) }.open(digest).await

@@ -85,6 +85,11 @@ impl Repository {
         Ok(Repository { registry, path })
     }
 
+    /// The host ko talks to for this repository (Docker Hub's `docker.io` is `index.docker.io`).
+    pub fn registry_address(&self) -> &str {
+        if self.registry == "docker.io" { "index.docker.io" } else { &self.registry }
+    }
+
     /// This repository with `/name` appended (or itself when `name` is empty).
     pub fn join(&self, name: &str) -> Repository {
         let path = match (self.path.is_empty(), name.is_empty()) {

@@ -57,7 +57,8 @@ impl Publisher for TarballPublisher {
     }
 
     async fn close(&self) -> Result<()> {
-        let images = std::mem::take(&mut *self.images.lock().expect("tarball image list poisoned"));
+        // Kept until the file is written, so that a close that failed (a full disk) can be retried.
+        let images = self.images.lock().expect("tarball image list poisoned").clone();
         if images.is_empty() {
             return Ok(());
         }
@@ -65,7 +66,9 @@ impl Publisher for TarballPublisher {
         let runtime = tokio::runtime::Handle::current();
         tokio::task::spawn_blocking(move || write_tarball(&file, &images, &runtime))
             .await
-            .map_err(|e| Error::io("tarball writer", std::io::Error::other(e)))?
+            .map_err(|e| Error::io("tarball writer", std::io::Error::other(e)))??;
+        self.images.lock().expect("tarball image list poisoned").clear();
+        Ok(())
     }
 }
 

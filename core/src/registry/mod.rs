@@ -83,35 +83,28 @@ impl TlsRoots {
     }
 }
 
-/// One registry host: its HTTP clients (plain, and with TLS, each made on first use), its base
-/// URL once pinged, how it authenticates, tokens.
+/// One registry host: its HTTP client (made on first use, or ahead by [`RegistryClient::warm_up`]),
+/// its base URL once pinged, how it authenticates, tokens.
 struct Host {
     registry: String,
     insecure: bool,
     certs_d: PathBuf,
     roots: Arc<TlsRoots>,
-    plain: std::sync::OnceLock<reqwest::Client>,
-    tls: std::sync::OnceLock<reqwest::Client>,
+    client: std::sync::OnceLock<reqwest::Client>,
     base: tokio::sync::OnceCell<Url>,
     scheme: Mutex<AuthScheme>,
     tokens: tokio::sync::Mutex<HashMap<String, Token>>,
 }
 
 impl Host {
-    /// The client for `url`: with TLS for `https` (the system's roots, the session's extra ones
-    /// and docker's `certs.d` for this host, loaded now), without for `http`, where setting up
-    /// TLS would only cost time.
-    fn http(&self, url: &Url) -> Result<&reqwest::Client> {
-        let (cell, tls) = if url.scheme() == "http" { (&self.plain, false) } else { (&self.tls, true) };
-        if let Some(client) = cell.get() {
+    /// The host's client, for any URL (plain HTTP, and TLS with the system's roots, the
+    /// session's extra ones and docker's `certs.d` for this host, which setting it up loads).
+    fn http(&self) -> Result<&reqwest::Client> {
+        if let Some(client) = self.client.get() {
             return Ok(client);
         }
-        let client = if tls {
-            transport::http_client(&self.registry, self.insecure, self.roots.get(), &self.certs_d)?
-        } else {
-            transport::plain_client(&self.registry)?
-        };
-        Ok(cell.get_or_init(|| client))
+        let client = transport::http_client(&self.registry, self.insecure, self.roots.get(), &self.certs_d)?;
+        Ok(self.client.get_or_init(|| client))
     }
 }
 
@@ -165,14 +158,24 @@ impl RegistryClient {
             insecure: self.insecure,
             certs_d: self.certs_d.clone(),
             roots: self.roots.clone(),
-            plain: std::sync::OnceLock::new(),
-            tls: std::sync::OnceLock::new(),
+            client: std::sync::OnceLock::new(),
             base: tokio::sync::OnceCell::new(),
             scheme: Mutex::new(AuthScheme::None),
             tokens: Default::default(),
         });
         hosts.insert(registry.to_string(), host.clone());
         Ok(host)
+    }
+
+    /// Sets up `registry`'s client on a thread of its own (loading TLS roots takes tens of
+    /// milliseconds), so that it is ready when the session first needs it.
+    pub fn warm_up(self: &Arc<Self>, registry: &str) {
+        let (client, registry) = (self.clone(), registry.to_string());
+        let _ = std::thread::Builder::new().name("ko-registry-warm-up".into()).spawn(move || {
+            if let Ok(host) = client.host(&registry) {
+                let _ = host.http();
+            }
+        });
     }
 
     /// The registry's base URL (`https://host/` or `http://host/`), pinging `/v2/` once. The
@@ -198,7 +201,7 @@ impl RegistryClient {
             let url = Url::parse(&format!("{scheme}://{}/v2/", host.registry))
                 .map_err(|e| op.error(ErrorKind::InvalidInput, format!("invalid registry name: {e}")))?;
             let ping_op = Op::new(op.doing.clone(), op.registry, op.repository);
-            let http = host.http(&url)?;
+            let http = host.http()?;
             match self.send_plain(&ping_op, &|| http.get(url.clone())).await {
                 Ok(resp) if resp.status().is_success() || matches!(resp.status().as_u16(), 401 | 403) => {
                     let challenge = resp.headers().get(WWW_AUTHENTICATE).and_then(|v| v.to_str().ok());

@@ -212,23 +212,14 @@ pub fn host_of(registry: &str) -> &str {
 /// plain HTTP.
 pub fn is_loopback(registry: &str) -> bool {
     let host = host_of(registry);
-    host == "localhost"
-        || host.ends_with(".localhost")
-        || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+    // Not `*.localhost`: the system resolver may send those names to DNS.
+    host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
-/// The schemes ko tries for `registry`, in order: HTTPS, then plain HTTP with
-/// `--insecure-registry` (go-containerregistry's ping does the same); for loopback hosts plain
-/// HTTP first (a TLS registry there answers it with a 400 and is then pinged over HTTPS), since
-/// most are plain and setting up TLS costs more than the extra request.
+/// The schemes ko tries for `registry`, in order: HTTPS, then plain HTTP for loopback hosts and
+/// with `--insecure-registry` (go-containerregistry's ping does the same).
 pub fn schemes(registry: &str, insecure: bool) -> &'static [&'static str] {
-    if is_loopback(registry) {
-        &["http", "https"]
-    } else if insecure {
-        &["https", "http"]
-    } else {
-        &["https"]
-    }
+    if insecure || is_loopback(registry) { &["https", "http"] } else { &["https"] }
 }
 
 /// PEM certificates from `SSL_CERT_FILE` and every file in each `SSL_CERT_DIR` directory.
@@ -308,17 +299,6 @@ pub fn http_client(
         .map_err(|e| Error::new(ErrorKind::Registry, format!("cannot set up an HTTP client for {registry}: {e}")))
 }
 
-/// An HTTP client for plain `http://` requests to `registry`: no TLS roots are loaded for it.
-pub fn plain_client(registry: &str) -> Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .user_agent(USER_AGENT)
-        .connect_timeout(DEADLINES.connect)
-        .pool_idle_timeout(Duration::from_secs(60))
-        .tls_certs_only(Vec::new())
-        .build()
-        .map_err(|e| Error::new(ErrorKind::Registry, format!("cannot set up an HTTP client for {registry}: {e}")))
-}
-
 /// Resolves `location` (absolute or relative) against `base`, and refuses one that leaves the
 /// registry (another scheme, host or port): a registry must not be able to send ko's uploads —
 /// and credentials — elsewhere.
@@ -350,7 +330,7 @@ mod tests {
         assert!(!is_loopback("ghcr.io"));
         assert!(is_loopback("127.1.2.3:80"));
         assert!(!is_loopback("127.example.com:443"));
-        assert_eq!(schemes("127.0.0.1:5000", false), ["http", "https"]);
+        assert_eq!(schemes("127.0.0.1:5000", false), ["https", "http"]);
         assert_eq!(schemes("ghcr.io", false), ["https"]);
         assert_eq!(schemes("ghcr.io", true), ["https", "http"]);
         assert_eq!(host_of("[::1]:5000"), "::1");

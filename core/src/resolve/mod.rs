@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use scan::{RefSpan, scan, splice, strict_reference};
+use scan::{RefSpan, scan, scan_refs, splice, strict_reference};
 use select::Selector;
 
 /// How `resolve` reads its inputs (the `-f`/`-R`/`-l`/`--strict` flags).
@@ -131,7 +131,7 @@ impl Plan {
                 Some(sel) => select_documents(&input, sel)?,
                 None => input.text,
             };
-            let refs = scan(&text, &input.name, &find)?.refs;
+            let refs = scan_refs(&text, &input.name, &find)?;
             files.push((input.name, text, refs));
         }
         Ok(Plan { files })

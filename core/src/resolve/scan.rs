@@ -40,9 +40,83 @@ pub struct Scanned {
     pub refs: Vec<RefSpan>,
 }
 
+/// Below this size a text is scanned on one thread.
+const PARALLEL_FROM: usize = 1 << 20;
+
+/// The references in `text`, as [`scan`] finds them, on every core for a large text: it is cut
+/// at document markers (`---` at the start of a line, which YAML forbids anywhere else) into
+/// pieces scanned at once. A text with directives (`%YAML`, `%TAG`, which reach into the next
+/// document) is scanned whole.
+pub fn scan_refs(
+    text: &str,
+    name: &str,
+    import_path: &(dyn Fn(&str) -> Option<String> + Sync),
+) -> Result<Vec<RefSpan>> {
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let has_directives = text.starts_with('%') || text.contains("\n%");
+    if text.len() < PARALLEL_FROM || threads < 2 || has_directives {
+        return Ok(scan(text, name, import_path)?.refs);
+    }
+    let mut cuts = vec![0];
+    for k in 1..threads {
+        let from = (text.len() * k / threads).max(*cuts.last().expect("starts with 0"));
+        if let Some(at) = next_document_marker(text, from)
+            && at > *cuts.last().expect("starts with 0")
+        {
+            cuts.push(at);
+        }
+    }
+    cuts.push(text.len());
+    let results: Vec<Result<Vec<RefSpan>>> = std::thread::scope(|s| {
+        let pieces: Vec<_> = cuts
+            .windows(2)
+            .map(|w| {
+                let (start, end) = (w[0], w[1]);
+                s.spawn(move || {
+                    let lines = text[..start].bytes().filter(|&b| b == b'\n').count();
+                    scan_at(&text[start..end], name, start, lines, import_path).map(|s| s.refs)
+                })
+            })
+            .collect();
+        pieces.into_iter().map(|p| p.join().unwrap_or_else(|_| Err(Error::internal("a YAML scan panicked")))).collect()
+    });
+    let mut refs = Vec::new();
+    for r in results {
+        refs.extend(r?);
+    }
+    Ok(refs)
+}
+
+/// The byte offset of the first document marker line (`---` then a space, tab or line end) that
+/// starts at or after `from`.
+fn next_document_marker(text: &str, from: usize) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut at = from;
+    while let Some(i) = text.get(at..)?.find("\n---") {
+        let start = at + i + 1;
+        match bytes.get(start + 3) {
+            None | Some(b' ' | b'\t' | b'\r' | b'\n') => return Some(start),
+            _ => at = start,
+        }
+    }
+    None
+}
+
 /// Parses `text` (named `name` in errors) and collects every scalar for which `import_path`
 /// returns an import path. Block scalars (`|`, `>`) are never references.
 pub fn scan(text: &str, name: &str, import_path: &dyn Fn(&str) -> Option<String>) -> Result<Scanned> {
+    scan_at(text, name, 0, 0, import_path)
+}
+
+/// [`scan`] of a piece of a larger text that starts `offset` bytes and `lines` lines into it:
+/// byte ranges, lines and error positions are the larger text's.
+fn scan_at(
+    text: &str,
+    name: &str,
+    base: usize,
+    lines: usize,
+    import_path: &dyn Fn(&str) -> Option<String>,
+) -> Result<Scanned> {
     let mut scanned = Scanned::default();
     let mut starts = Vec::new();
     let mut ended_at = None;
@@ -51,7 +125,7 @@ pub fn scan(text: &str, name: &str, import_path: &dyn Fn(&str) -> Option<String>
     for item in Parser::new_from_str(text) {
         let (event, span) = item.map_err(|e| {
             let m = e.marker();
-            Error::invalid(format!("{name}:{}:{}: invalid YAML: {}", m.line(), m.col() + 1, e.info()))
+            Error::invalid(format!("{name}:{}:{}: invalid YAML: {}", m.line() + lines, m.col() + 1, e.info()))
         })?;
         match event {
             // A document's bytes start where the previous one's `...` line ended (so directives
@@ -83,11 +157,11 @@ pub fn scan(text: &str, name: &str, import_path: &dyn Fn(&str) -> Option<String>
                         Error::invalid(format!("{name}: the YAML parser reported no byte position for {value:?}"))
                     })?;
                     scanned.refs.push(RefSpan {
-                        range,
+                        range: range.start + base..range.end + base,
                         quoting,
                         in_flow: flow_depth > 0,
                         import_path: ip,
-                        line: span.start.line(),
+                        line: span.start.line() + lines,
                         column: span.start.col() + 1,
                     });
                 }
@@ -97,7 +171,7 @@ pub fn scan(text: &str, name: &str, import_path: &dyn Fn(&str) -> Option<String>
     }
     for (i, &start) in starts.iter().enumerate() {
         let end = starts.get(i + 1).copied().unwrap_or(text.len());
-        scanned.documents.push(start..end);
+        scanned.documents.push(start + base..end + base);
     }
     Ok(scanned)
 }
@@ -227,6 +301,32 @@ mod tests {
     }
 
     /// The fuzz target's property over generated documents (deterministic; no nightly needed).
+    #[test]
+    fn a_large_text_scanned_in_pieces_gives_what_one_scan_gives() {
+        let find = |v: &str| strict_reference(v);
+        let docs = [
+            "a: ko://x.io/one  # c\nb:\n  - 'ko://x.io/two'\n",
+            "# only a comment ko://x.io/not\nk: v\n",
+            "c: |\n  ko://x.io/block\n---x: not a marker\n",
+            "d: {e: \"ko://x.io/three\"}\r\n",
+        ];
+        let mut text = String::new();
+        for i in 0..60_000 {
+            text.push_str("---\n");
+            text.push_str(docs[i % docs.len()]);
+        }
+        assert!(text.len() > PARALLEL_FROM);
+        let whole = scan(&text, "t", &find).unwrap().refs;
+        assert_eq!(scan_refs(&text, "t", &find).unwrap(), whole);
+        assert_eq!(whole.len(), 60_000 / 4 * 3);
+        // An error in a later piece names its line in the whole text.
+        text.push_str("---\nbad: [unclosed\n");
+        let lines = text.lines().count();
+        let err = scan_refs(&text, "t", &find).unwrap_err().to_string();
+        assert!(err.starts_with(&format!("t:{}:", lines + 1)) || err.starts_with(&format!("t:{lines}:")), "{err}");
+        assert_eq!(scan(&text, "t", &find).unwrap_err().to_string(), err);
+    }
+
     #[test]
     fn splice_invariant_holds_on_generated_yaml() {
         const PIECES: &[&str] = &[

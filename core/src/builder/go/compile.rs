@@ -12,7 +12,7 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
 use super::GoBuilder;
-use super::flags;
+use super::{flags, toolchain};
 use crate::cache::Cache;
 use crate::error::{Error, Result};
 use crate::image::Platform;
@@ -38,10 +38,17 @@ impl Invocation {
         self.platform == other.platform && self.args == other.args && self.dir == other.dir && self.env == other.env
     }
 
-    /// A name for the invocation, for the cache's directory of its outputs.
+    /// A name for the invocation, for the cache's directory of its outputs. Only go's settings
+    /// count: `go build` runs every time and decides itself what to rebuild, so the directory is
+    /// only a place to find the last output, and a changed `PWD` or `SHLVL` should still find it.
     fn key(&self) -> String {
-        let env: Vec<String> =
-            self.env.iter().map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.to_string_lossy())).collect();
+        let env: Vec<String> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.to_string_lossy(), v.to_string_lossy()))
+            .filter(|(k, _)| toolchain::is_go_setting(k))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
         format!("{} {} {} {}", self.platform, self.args.join(" "), self.dir.display(), env.join(" "))
     }
 }
@@ -110,7 +117,7 @@ impl GoBuilder {
                 let dir =
                     cache.build_dir(&inv.platform.to_string(), &format!("{} {}", inv.key(), members.join(" ")))?;
                 let lock = Cache::lock(&dir).await?;
-                (dir, Some(lock))
+                (dir, lock)
             }
             None => (wanted[batch[0]].dir.join("bin"), None),
         };

@@ -88,7 +88,9 @@ pub async fn invocation(
     });
     data.insert("Date", rfc3339(when));
     data.insert("Timestamp", when.to_string());
-    let mut args = Vec::new();
+    // `-p` first, so that a build's own flags may override it: a batch of several packages is
+    // one `go build`, and this keeps `jobs` a bound on the compiles and links it runs at once.
+    let mut args = vec!["-p".to_string(), settings.build.jobs.max(1).to_string()];
     for f in &flags {
         args.push(template::render(f, &data, "flags")?);
     }

@@ -48,7 +48,9 @@ impl LayerContext<'_> {
         if let (Some(cache), Some(key)) = (self.cache, &key)
             && let Some(digests) = cache.layer(key)
         {
-            let source = LazyBlob::new(digests.clone(), path, recipe, self.tmp.clone());
+            let (cache, key) = (cache.clone(), key.clone());
+            let correct = Box::new(move |made: &LayerDigests| cache.put_layer(&key, made));
+            let source = LazyBlob::new(digests.clone(), path, recipe, correct, self.tmp.clone());
             return Ok(MadeLayer { digests, source: Arc::new(source), cached: true });
         }
         let (out, keep_alive) = (path.clone(), self.tmp.clone());
@@ -256,6 +258,31 @@ pub fn make_index(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_wrong_cache_entry_fails_the_blob_and_is_corrected() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = crate::env::Env::from_map([("KOCACHE", dir.path().join("cache").display().to_string())]);
+        let cache = Cache::from_env(&env).unwrap();
+        let tmp = Arc::new(tempfile::tempdir().unwrap());
+        let cx = LayerContext { cache: Some(&cache), compression: Compression::Gzip, tmp: &tmp };
+        let recipe: Recipe = Arc::new(|out: &Path, _: &crate::blocking::Abandoned| {
+            let mut w = LayerWriter::create(out, Compression::Gzip)?;
+            w.append_file("f", 0o644, 0, 3, &b"abc"[..])?;
+            w.finish().map(|(_, d)| d)
+        });
+        let real = cx.layer(None, tmp.path().join("real.tar.gz"), recipe.clone()).await.unwrap().digests;
+        let wrong = LayerDigests { digest: format!("sha256:{}", "0".repeat(64)), ..real.clone() };
+        cache.put_layer("k", &wrong);
+        let made = cx.layer(Some("k".into()), tmp.path().join("l.tar.gz"), recipe.clone()).await.unwrap();
+        assert!(made.cached);
+        let err = made.source.open(&wrong.digest).await.err().expect("the made blob does not match");
+        assert!(err.to_string().contains("build again"), "{err}");
+        assert_eq!(cache.layer("k"), Some(real.clone()), "the entry now says what the recipe makes");
+        let again = cx.layer(Some("k".into()), tmp.path().join("m.tar.gz"), recipe).await.unwrap();
+        assert_eq!(again.digests, real);
+        assert!(again.source.open(&real.digest).await.is_ok());
+    }
 
     #[test]
     fn app_names_follow_upstream() {

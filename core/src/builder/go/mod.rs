@@ -53,11 +53,11 @@ pub struct GoBuilder {
 }
 
 impl GoBuilder {
-    pub fn new(settings: Arc<Settings>, bases: Arc<BaseResolver>, events: Events) -> Self {
+    pub fn new(settings: Arc<Settings>, cache: Option<Cache>, bases: Arc<BaseResolver>, events: Events) -> Self {
         let jobs = settings.build.jobs.max(1);
         let go = Toolchain::new(settings.build.go.clone(), settings.env.clone(), settings.working_dir.clone());
         GoBuilder {
-            cache: Cache::from_env(&settings.env),
+            cache,
             settings,
             go,
             bases,
@@ -80,6 +80,8 @@ impl GoBuilder {
                 let remembered = cache.get(*arg).filter(|l| l.is_current()).cloned().or_else(|| {
                     let on_disk: Listed = self.cache.as_ref()?.listed(&self.go.list_key(wd, arg))?;
                     on_disk.is_current().then(|| {
+                        // Under the qualified path too: the build asks for it by that name.
+                        cache.insert(on_disk.package.import_path.clone(), on_disk.clone());
                         cache.insert(arg.to_string(), on_disk.clone());
                         on_disk
                     })

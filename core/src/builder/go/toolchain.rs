@@ -49,6 +49,12 @@ pub struct Listed {
     fingerprint: String,
 }
 
+/// Whether the variable `name` is one of go's settings (`GOOS`, `GOFLAGS`, `CGO_ENABLED`, …),
+/// which, unlike the rest of the environment, change what go produces.
+pub fn is_go_setting(name: &str) -> bool {
+    name.starts_with("GO") || name.starts_with("CGO_")
+}
+
 impl Listed {
     pub fn new(package: Package) -> Listed {
         let fingerprint = fingerprint(&package);
@@ -160,6 +166,10 @@ impl Toolchain {
                 let mut cmd = process::command(&self.go, &self.env);
                 cmd.args(["env", "-json"]).current_dir(&self.working_dir);
                 let output = process::output(&mut cmd).await.map_err(|e| self.missing(e))?;
+                if !output.status.success() {
+                    // e.g. a malformed GOFLAGS or go.work; go says which.
+                    return Err(Error::build(format!("go env failed: {}", output.stderr.trim())));
+                }
                 serde_json::from_slice(&output.stdout)
                     .map_err(|e| Error::build(format!("go env -json: unexpected output: {e}")))
             })
@@ -183,7 +193,7 @@ impl Toolchain {
         let mut key = format!("list v1 {} {pattern}", dir.display());
         for (k, v) in self.env.vars() {
             let k = k.to_string_lossy();
-            if k.starts_with("GO") || k.starts_with("CGO_") {
+            if is_go_setting(&k) {
                 key.push_str(&format!(" {k}={}", v.to_string_lossy()));
             }
         }
