@@ -1,9 +1,16 @@
 #!/usr/bin/env bash
 # Every test of the project, in one command: formatting and lints, unit tests, the integration
-# tests against real go, docker-registry, skopeo and umoci, the Python suite, and the C and C++
-# suites (cmake, gcc/g++, GoogleTest, valgrind, pkg-config); .ci/run installs what they need.
+# tests against real go, docker-registry, skopeo, umoci, dockerd and kubectl, the Python and Node
+# suites, and the C and C++ suites (cmake, gcc/g++, GoogleTest, valgrind, pkg-config); the tools
+# missing from Debian's packages are installed first (scripts/install-test-tools.sh, root or
+# sudo), the Kubernetes binaries are built on first use (tests/k8s/build.sh). Go and Rust must be there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Go may live outside the default PATH (e.g. /usr/local/go/bin).
+if ! command -v go >/dev/null 2>&1 && [ -x /usr/local/go/bin/go ]; then
+  export PATH="$PATH:/usr/local/go/bin"
+fi
+bash scripts/install-test-tools.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo build -p ko-cli

@@ -156,8 +156,7 @@ pub async fn resolve(cmd: ResolveCommand, cx: &Context) -> ko_core::Result<()> {
     if let Some(display) = &cx.progress {
         display.clear();
     }
-    print!("{yaml}");
-    Ok(())
+    crate::write_stdout(yaml.as_bytes())
 }
 
 pub async fn apply(verb: ko_core::KubectlVerb, cmd: ApplyCommand, cx: &Context) -> ko_core::Result<()> {

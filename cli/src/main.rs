@@ -53,6 +53,12 @@ enum Command {
     Logout(login::LogoutCommand),
     /// Print the version.
     Version,
+    /// Print a shell completion script (bash, zsh, fish or powershell), as upstream's
+    /// `ko completion`: e.g. `source <(ko completion bash)`.
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Args)]
@@ -192,15 +198,31 @@ async fn build(cmd: BuildCommand, cx: &Context) -> ko_core::Result<()> {
     if let Some(display) = &cx.progress {
         display.clear();
     }
+    let mut text = String::new();
     if cmd.json {
         let json = serde_json::to_string(&published).map_err(|e| ko_core::Error::internal(e.to_string()))?;
-        println!("{json}");
+        text.push_str(&json);
+        text.push('\n');
     } else {
         for p in published {
-            println!("{}", p.reference);
+            text.push_str(&p.reference);
+            text.push('\n');
         }
     }
-    Ok(())
+    write_stdout(text.as_bytes())
+}
+
+/// Writes what a command prints. A reader that went away (`ko resolve … | head -1`) ends the
+/// output quietly, as it ends `cat`'s; other failures are errors, not panics.
+pub fn write_stdout(bytes: &[u8]) -> ko_core::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(ko_core::Error::new(ko_core::ErrorKind::Io, format!("cannot write to stdout: {e}")).with_source(e))
+        }
+        _ => Ok(()),
+    }
 }
 
 async fn run(command: Command, cx: &Context) -> ko_core::Result<()> {
@@ -213,9 +235,12 @@ async fn run(command: Command, cx: &Context) -> ko_core::Result<()> {
         Command::Run(cmd) => deploy::run(*cmd, cx).await,
         Command::Login(cmd) => login::login(cmd),
         Command::Logout(cmd) => login::logout(cmd),
-        Command::Version => {
-            println!("{}", env!("CARGO_PKG_VERSION"));
-            Ok(())
+        Command::Version => write_stdout(format!("{}\n", env!("CARGO_PKG_VERSION")).as_bytes()),
+        Command::Completion { shell } => {
+            use clap::CommandFactory;
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "ko", &mut script);
+            write_stdout(&script)
         }
     }
 }
@@ -263,6 +288,9 @@ fn main() -> ExitCode {
             .map_err(|e| ko_core::Error::internal(format!("cannot watch for signals: {e}")))?;
         run(cli.command, &cx).await
     });
+    // The call has returned (cancelled work was dropped, which killed its children and removed
+    // its files); work stuck in a system call on a blocking thread must not keep ko alive.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
     if let Some(display) = &cx.progress {
         display.clear();
     }

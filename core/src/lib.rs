@@ -22,6 +22,7 @@ pub mod embed;
 mod env;
 mod error;
 mod events;
+mod files;
 pub mod image;
 mod kubectl;
 pub mod name;

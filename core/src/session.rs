@@ -6,7 +6,7 @@
 //! [`Session::finish`].
 
 use std::collections::{HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -19,7 +19,7 @@ use crate::cache::Cache;
 use crate::cancel::CancelToken;
 use crate::config::{Options, Settings};
 use crate::daemon::Engine;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::events::{Event, EventSink, Events};
 use crate::image::Artifact;
 use crate::kubectl;
@@ -144,14 +144,42 @@ impl Session {
         &self.settings
     }
 
-    /// Starts a call: an error once the session has finished; else a guard that `finish` waits
-    /// for, so nothing a running call publishes misses the tarball or the image refs.
+    /// Starts a call: an error once the session has finished, or when the files written at the
+    /// end (`tarball`, `image_refs`) or the OCI layout cannot be written (so that a bad path
+    /// fails now rather than after the images were pushed and tagged); else a guard that
+    /// `finish` waits for, so nothing a running call publishes misses the tarball or the image
+    /// refs.
     async fn enter(&self) -> Result<tokio::sync::RwLockReadGuard<'_, ()>> {
         let guard = self.calls.read().await;
         if self.finished.load(Ordering::SeqCst) {
             return Err(Error::invalid("this ko session has finished; make a new one"));
         }
+        let publish = &self.settings.publish;
+        for (field, path, replaced) in [("tarball", &publish.tarball, true), ("image_refs", &publish.image_refs, false)]
+        {
+            if let Some(path) = path {
+                check_writable_file(path, replaced).map_err(|(why, e)| {
+                    let message = format!("{} {}: {why}", self.settings.option(field), path.display());
+                    Error::new(ErrorKind::Io, message).with_source(e)
+                })?;
+            }
+        }
+        if let Some(dir) = &publish.oci_layout_path {
+            check_writable_dir(dir).map_err(|(why, e)| {
+                let message = format!("{} {}: {why}", self.settings.option("oci_layout_path"), dir.display());
+                Error::new(ErrorKind::Io, message).with_source(e)
+            })?;
+        }
         Ok(guard)
+    }
+
+    /// The inputs `paths` name, read off the async threads: a slow or blocking read (a FIFO
+    /// named with `-f`) never keeps a cancelled call from returning.
+    async fn inputs(&self, paths: &[PathBuf], ro: &ResolveOptions) -> Result<Vec<Input>> {
+        let (paths, recursive, wd, stdin) =
+            (paths.to_vec(), ro.recursive, self.settings.working_dir.clone(), ro.stdin.clone());
+        crate::blocking::run("reading the YAML files", move |_| read_inputs(&paths, recursive, &wd, stdin.as_deref()))
+            .await
     }
 
     /// Builds and publishes each import path once (concurrently), returning one result per
@@ -210,7 +238,7 @@ impl Session {
         cancel
             .run(async {
                 let _open = self.enter().await?;
-                let inputs = read_inputs(paths, ro.recursive, &self.settings.working_dir, ro.stdin.as_deref())?;
+                let inputs = self.inputs(paths, ro).await?;
                 self.resolve_inputs(inputs, ro).await
             })
             .await
@@ -264,7 +292,7 @@ impl Session {
             .run(async {
                 let _open = self.enter().await?;
                 kubectl::find(&self.settings.env)?;
-                let inputs = read_inputs(paths, ro.recursive, &self.settings.working_dir, ro.stdin.as_deref())?;
+                let inputs = self.inputs(paths, ro).await?;
                 let yaml = self.resolve_inputs(inputs, ro).await?;
                 let mut args = vec![verb.as_str().to_string(), "-f".into(), "-".into()];
                 args.extend(kubectl_args.iter().cloned());
@@ -353,6 +381,56 @@ impl Drop for Session {
     }
 }
 
+/// Why a file cannot be written at `path` (without writing it: it is written at the end), if
+/// it cannot: a directory there, a missing or read-only parent directory; with the I/O error
+/// that says so. `replaced`: the file is written beside and renamed over `path` (the tarball),
+/// so only a regular file may be there; otherwise anything but a directory is written into
+/// (`--image-refs=/dev/stdout`).
+fn check_writable_file(path: &Path, replaced: bool) -> std::result::Result<(), (String, std::io::Error)> {
+    use std::io::ErrorKind::*;
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => return Err(("is a directory; name a file".into(), IsADirectory.into())),
+        Ok(m) if m.is_file() => {}
+        Ok(_) if replaced => return Err(("exists and is not a regular file; name a file".into(), InvalidInput.into())),
+        Ok(_) => return Ok(()),
+        Err(_) => {}
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    match std::fs::metadata(parent) {
+        Ok(m) if m.is_dir() => probe(parent),
+        Ok(_) => Err((format!("{} is not a directory", parent.display()), NotADirectory.into())),
+        Err(e) if e.kind() == NotFound => {
+            Err((format!("the directory {} does not exist; create it first", parent.display()), e))
+        }
+        Err(e) => Err((format!("cannot use {}: {e}", parent.display()), e)),
+    }
+}
+
+/// Why `dir` cannot hold new files, if it cannot; it need not exist yet (it is created with its
+/// parents), and then its nearest existing ancestor decides.
+fn check_writable_dir(dir: &Path) -> std::result::Result<(), (String, std::io::Error)> {
+    let Some(existing) = dir.ancestors().find(|d| std::fs::metadata(d).is_ok()) else {
+        return Err(("no part of it exists".into(), std::io::ErrorKind::NotFound.into()));
+    };
+    if !existing.is_dir() {
+        return Err((format!("{} is not a directory", existing.display()), std::io::ErrorKind::NotADirectory.into()));
+    }
+    probe(existing)
+}
+
+/// Whether a file can be created in `dir`: writing a probe is the only test that holds for root
+/// and for read-only mounts alike.
+fn probe(dir: &Path) -> std::result::Result<(), (String, std::io::Error)> {
+    tempfile::Builder::new()
+        .prefix(".ko-write-check")
+        .tempfile_in(dir)
+        .map(drop)
+        .map_err(|e| (format!("cannot write in {}: {e}", dir.display()), e))
+}
+
 /// `kubectl delete kubectl_args…` with `env`, as upstream's `ko delete`: nothing is read or
 /// checked first (not `.ko.yaml`, not `KO_DOCKER_REPO`), so a broken configuration never stops it.
 pub async fn delete(
@@ -392,5 +470,32 @@ fn make_publisher(
         0 => Arc::new(NopPublisher { destination }),
         1 => sinks.remove(0),
         _ => Arc::new(MultiPublisher { publishers: sinks }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_paths_are_checked_before_anything_is_built() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("file"), "x").unwrap();
+        assert_eq!(check_writable_file(&d.join("new.tar"), true).map_err(|e| e.0), Ok(()));
+        assert!(check_writable_file(&d.join("file"), true).is_ok(), "an old tarball is replaced");
+        assert!(check_writable_file(d, true).unwrap_err().0.contains("is a directory"));
+        let (missing, cause) = check_writable_file(&d.join("no/such/x.tar"), true).unwrap_err();
+        assert!(missing.contains("no/such does not exist; create it first"), "{missing}");
+        assert_eq!(cause.kind(), std::io::ErrorKind::NotFound);
+        assert!(check_writable_file(&d.join("file/x"), false).unwrap_err().0.contains("is not a directory"));
+        assert!(check_writable_file(Path::new("/dev/null"), true).unwrap_err().0.contains("not a regular file"));
+        assert!(check_writable_file(Path::new("/dev/null"), false).is_ok());
+        assert!(check_writable_dir(&d.join("a/b/c")).is_ok(), "created with its parents");
+        assert!(check_writable_dir(&d.join("file/sub")).unwrap_err().0.contains("is not a directory"));
+        assert!(
+            check_writable_file(Path::new("/proc/ko-test.tar"), true).unwrap_err().0.contains("cannot write in /proc")
+        );
+        assert_eq!(std::fs::read_dir(d).unwrap().count(), 1, "the probes are gone");
     }
 }

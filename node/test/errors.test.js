@@ -54,7 +54,8 @@ test('KO_NOT_FOUND: a missing package; a missing file keeps the OS error as caus
 })
 
 test('KO_BUILD: the compiler output is in the message', async () => {
-  const e = await rejectsWith(ko.build('./cmd/broken', { dockerRepo: unreachable, workingDir: app }), 'KO_BUILD', /go build example\.com\/app\/cmd\/broken/)
+  // push: false: the destination (unreachable) is checked while building, and would fail first.
+  const e = await rejectsWith(ko.build('./cmd/broken', { push: false, dockerRepo: unreachable, workingDir: app }), 'KO_BUILD', /go build example\.com\/app\/cmd\/broken/)
   assert.match(e.message, /undefined: thisDoesNotExist/)
 })
 
@@ -78,9 +79,9 @@ test('KO_AUTH: a token server that refuses everyone', async (t) => {
   await rejectsWith(ko.build('./cmd/hello', { dockerRepo: `${registry.address}/x`, workingDir: app, env }), 'KO_AUTH', /401/)
 })
 
-test('KO_IO: an output in a missing directory', async () => {
+test('KO_IO: an output in a missing directory, refused before anything is built', async () => {
   const tarball = path.join(tempDir('io'), 'missing', 'image.tar')
-  const e = await rejectsWith(ko.build('./cmd/hello', { push: false, dockerRepo: unreachable, workingDir: app, tarball }), 'KO_IO', /cannot write tarball/)
+  const e = await rejectsWith(ko.build('./cmd/hello', { push: false, dockerRepo: unreachable, workingDir: app, tarball }), 'KO_IO', /missing does not exist; create it first/)
   assert.equal(e.cause.errno, 2)
 })
 

@@ -33,7 +33,8 @@ def test_missing_package(app: Path) -> None:
 
 def test_broken_build_carries_compiler_output(app: Path) -> None:
     with pytest.raises(ko.BuildError) as e:
-        ko.build("./cmd/broken", docker_repo="127.0.0.1:1/x", working_dir=app)
+        # push=False: the destination (unreachable) is checked while building, and would fail first.
+        ko.build("./cmd/broken", push=False, docker_repo="127.0.0.1:1/x", working_dir=app)
     assert "go build example.com/app/cmd/broken" in str(e.value)
     assert "undefined: thisDoesNotExist" in str(e.value)
     assert e.value.kind == "Build"
@@ -65,7 +66,8 @@ def test_bad_config(app: Path, tmp_path: Path) -> None:
 
 
 def test_unwritable_output(app: Path, tmp_path: Path) -> None:
-    with pytest.raises(ko.IoError, match="cannot write tarball") as e:
+    # Checked before anything is built.
+    with pytest.raises(ko.IoError, match="missing does not exist; create it first") as e:
         ko.build("./cmd/hello", push=False, docker_repo="127.0.0.1:1/x", working_dir=app,
                  tarball=tmp_path / "missing" / "image.tar")
     assert isinstance(e.value.__cause__, FileNotFoundError)

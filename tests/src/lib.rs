@@ -27,6 +27,7 @@ use sha2::{Digest, Sha256};
 use tempfile::TempDir;
 
 pub mod docker;
+pub mod fake_registry;
 pub mod fault_proxy;
 pub mod k8s;
 pub mod secure_registry;

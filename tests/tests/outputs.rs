@@ -238,6 +238,7 @@ fn json_output_describes_each_argument() {
     let plain = ko_ok(fx.ko().args(["build", "--push=false", "./cmd/hello", "example.com/app/cmd/second"]));
     let entries = v.as_array().unwrap();
     assert_eq!(entries.len(), 2);
+    assert_eq!(plain.lines().len(), 2, "{}", plain.describe());
     assert_eq!(entries[0]["importPath"], "example.com/app/cmd/hello");
     assert_eq!(entries[1]["importPath"], "example.com/app/cmd/second");
     for (e, line) in entries.iter().zip(plain.lines()) {
@@ -247,19 +248,43 @@ fn json_output_describes_each_argument() {
 }
 
 /// A bare `--push` means true and leaves the next word to be an import path (as upstream's cobra
-/// flags do); a variable that is not UTF-8 in the environment is passed along, not a crash.
+/// flags do); a variable that is not UTF-8 in the environment is passed along to `go build`,
+/// byte for byte, not a crash.
 #[test]
 fn bare_push_flag_and_a_non_utf8_environment() {
     use std::os::unix::ffi::OsStrExt;
     let reg = Registry::start();
     let fx = GoFixture::app();
     let repo = format!("{}/flags", reg.host());
+    // A go that keeps the environment `go build` got.
+    let seen = fx.scratch("env").join("build.env");
+    let go = write_executable(
+        &fx.scratch("bin"),
+        "go",
+        format!(
+            "#!/bin/sh
+[ \"$1\" = build ] && env > {}
+exec {} \"$@\"
+",
+            seen.display(),
+            go_bin().display()
+        )
+        .as_bytes(),
+    );
     let out = ko_ok(
         fx.ko()
             .args(["build", "--push", "./cmd/hello"])
             .env("KO_DOCKER_REPO", &repo)
+            .env("KO_GO_PATH", &go)
             .env("KO_TEST_NOT_UTF8", std::ffi::OsStr::from_bytes(b"\xff\xfe")),
     );
     let r = refs(&out, 1).remove(0);
     assert!(r.starts_with(&format!("{repo}/hello-")), "{}", out.describe());
+    assert!(exists(&docker(&r)), "--push pushed {r}");
+    let env = fs::read(&seen).unwrap();
+    assert!(
+        env.split(|b| *b == b'\n').any(|l| l == b"KO_TEST_NOT_UTF8=\xff\xfe"),
+        "go build got the variable's bytes: {}",
+        String::from_utf8_lossy(&env)
+    );
 }

@@ -65,8 +65,10 @@ fn persistent_503_fails_in_bounded_time_naming_registry_repository_and_status() 
     );
     let injected = proxy.injected();
     println!("fault proxy: {injected}; the build failed as it should");
-    assert!(out.stderr.contains("503"), "{}", out.describe());
-    assert!(out.stderr.contains(&format!("{}/down/hello-{HELLO_MD5}", proxy.host())), "{}", out.describe());
+    // The destination is checked while the image builds: its ping is what fails.
+    let says = format!("checking {}/down: GET /v2/: HTTP 503 Service Unavailable: UNAVAILABLE", proxy.host());
+    assert!(out.stderr.contains(&says), "{}", out.describe());
+    assert!(out.stderr.contains("the registry is failing; try again later"), "{}", out.describe());
     assert!(out.elapsed < Duration::from_secs(90), "gave up in bounded time: {:?}", out.elapsed);
     assert!(injected.http_503s >= 5, "{injected}");
     assert!(!out.stdout.contains("@sha256:"));

@@ -266,7 +266,8 @@ impl RegistrySource {
         let config = match self.disk.as_ref().and_then(|d| d.blob(&parsed.config.digest)) {
             Some(kept) => RawJson::from_bytes(kept),
             None => {
-                let stream = self.registry.blob_stream(&self.repository, &parsed.config.digest).await?;
+                let stream =
+                    self.registry.blob_stream(&self.repository, &parsed.config.digest, parsed.config.size).await?;
                 let chunks: Vec<bytes::Bytes> = stream
                     .try_collect()
                     .await
@@ -287,6 +288,7 @@ impl RegistrySource {
         let blobs = Arc::new(RegistryBlobs {
             registry: self.registry.clone(),
             repository: self.repository.clone(),
+            sizes: parsed.layers.iter().map(|l| (l.digest.clone(), l.size)).collect(),
             origin: MountOrigin {
                 registry: self.repository.registry().to_string(),
                 repository: self.repository.repository().to_string(),
@@ -342,13 +344,16 @@ fn embedded_media_type(manifest: &[u8]) -> Option<String> {
 struct RegistryBlobs {
     registry: Arc<RegistryClient>,
     repository: Reference,
+    /// The size of each layer, which sets the deadline of its download.
+    sizes: std::collections::HashMap<String, u64>,
     origin: MountOrigin,
 }
 
 #[async_trait]
 impl BlobSource for RegistryBlobs {
     async fn open(&self, digest: &str) -> Result<ByteStream> {
-        self.registry.blob_stream(&self.repository, digest).await
+        let size = self.sizes.get(digest).copied().unwrap_or_default();
+        self.registry.blob_stream(&self.repository, digest, size).await
     }
 
     fn mount_origin(&self) -> Option<&MountOrigin> {

@@ -3,7 +3,6 @@
 //! dereferenced, symlinked directories walked) in lexical walk order, each directory before its
 //! contents, all mode 0555, owned by root, with one fixed mtime.
 
-use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -60,7 +59,13 @@ impl<W: Write + Send> Entries for Writing<'_, W> {
     }
 
     fn file(&mut self, image_path: &str, source: &Path, meta: &std::fs::Metadata) -> Result<()> {
-        let file = File::open(source).map_err(|e| Error::io(format!("cannot open {}", source.display()), e))?;
+        // Checked again at open: a file swapped for a FIFO since the walk must not block the build.
+        let file = crate::files::open_regular(source).map_err(|e| {
+            Error::io(
+                format!("kodata: cannot read {} (kodata holds regular files and directories)", source.display()),
+                e,
+            )
+        })?;
         self.w.append_file(image_path, 0o555, self.mtime, meta.len(), Checked::new(file, self.abandoned))
     }
 }

@@ -110,6 +110,7 @@ impl Settings {
             jobs,
             compression: compression(opts, &config, &name("layer_compression"))?,
         };
+        check_no_toolexec(&env, &config)?;
         let publish = publish_settings(opts, &env, &working_dir, front)?;
         Ok(Settings { front_end: front, env, working_dir, config, build, publish, kubectl_output: opts.kubectl_output })
     }
@@ -197,10 +198,54 @@ fn platforms(opts: &Options, config: &KoConfig, env: &Env, option: &str) -> Resu
     }
     match (env.get("GOOS"), env.get("GOARCH")) {
         (Some(os), Some(arch)) => {
-            let variant = env.get("GOARM").map(|v| format!("v{v}"));
-            Ok(PlatformSelection::Only(vec![Platform::new(&os, &arch, variant.as_deref())]))
+            // GOARM's float mode (`7,softfloat`) is not part of the platform.
+            let text = match env.get("GOARM") {
+                Some(v) if arch == "arm" => format!("{os}/{arch}/v{}", v.split(',').next().unwrap_or_default()),
+                _ => format!("{os}/{arch}"),
+            };
+            let platform = Platform::parse(&text).map_err(|e| e.context("GOOS/GOARCH/GOARM in the environment"))?;
+            Ok(PlatformSelection::Only(vec![platform]))
         }
         _ => Ok(PlatformSelection::Only(vec![Platform::new("linux", "amd64", None)])),
+    }
+}
+
+/// Refuses `-toolexec` wherever `go` would read it — `GOFLAGS` in the environment or in Go's own
+/// env file (`go env -w`), a `.ko.yaml` build's or the default `env` and `flags` — now, before any
+/// `go` command runs: `go list` would already run the program.
+fn check_no_toolexec(env: &Env, config: &KoConfig) -> Result<()> {
+    use crate::builder::go::reject_toolexec;
+    if let Some(flags) = env.get("GOFLAGS") {
+        reject_toolexec(flags.split_whitespace(), "GOFLAGS in the environment")?;
+    }
+    if let Some(file) = go_env_file(env)
+        && let Ok(text) = std::fs::read_to_string(&file)
+        && let Some(flags) = text.lines().find_map(|l| l.trim().strip_prefix("GOFLAGS="))
+    {
+        reject_toolexec(flags.split_whitespace(), &format!("GOFLAGS in {} (go env -w)", file.display()))?;
+    }
+    let builds = config.builds.iter().map(|b| (b.env.as_slice(), b.flags.as_slice(), b.id.as_deref()));
+    let defaults = std::iter::once((config.default_env.as_slice(), config.default_flags.as_slice(), None));
+    for (envs, flags, id) in defaults.chain(builds) {
+        let whence = match id {
+            Some(id) => format!("build {id:?} in .ko.yaml"),
+            None => ".ko.yaml".to_string(),
+        };
+        reject_toolexec(flags.iter().map(String::as_str), &format!("the flags of {whence}"))?;
+        for flags in envs.iter().filter_map(|e| e.strip_prefix("GOFLAGS=")) {
+            reject_toolexec(flags.split_whitespace(), &format!("GOFLAGS in the env of {whence}"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Go's env file, as `go env GOENV` names it: `$GOENV` (`off`: none), else
+/// `$XDG_CONFIG_HOME/go/env`, else `~/.config/go/env`.
+fn go_env_file(env: &Env) -> Option<PathBuf> {
+    match env.get("GOENV") {
+        Some(off) if off == "off" => None,
+        Some(file) => Some(PathBuf::from(file)),
+        None => env.path("XDG_CONFIG_HOME").or_else(|| env.home().map(|h| h.join(".config"))).map(|d| d.join("go/env")),
     }
 }
 
@@ -225,9 +270,12 @@ fn publish_settings(
     let repository = match repo_text {
         Some(r) => Repository::parse(&r).map_err(|e| e.context(name("docker_repo")))?,
         None if push && !local => {
+            let option = match name("docker_repo") {
+                same if same == "KO_DOCKER_REPO" => String::new(),
+                other => format!(" (or {other})"),
+            };
             return Err(Error::config(format!(
-                "KO_DOCKER_REPO is not set: set it (or {}) to the repository to publish to (e.g. ghcr.io/you), or build without pushing ({})",
-                name("docker_repo"),
+                "KO_DOCKER_REPO is not set: set it{option} to the repository to publish to (e.g. ghcr.io/you), or build without pushing ({})",
                 match front {
                     FrontEnd::Cli => "--push=false".to_string(),
                     other => format!("{} false", other.option("push")),
@@ -352,6 +400,67 @@ mod tests {
         let bad = Options { image_labels: KeyValues::flags(["novalue"]), front_end: FrontEnd::Python, ..opts(&[]) };
         let e = Settings::resolve(&Options { push: Some(false), ..bad }).unwrap_err().to_string();
         assert!(e.starts_with("image_labels= \"novalue\": expected key=value"), "{e}");
+    }
+
+    #[test]
+    fn toolexec_is_refused_before_go_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let goenv = dir.path().join("goenv");
+        std::fs::write(&goenv, "GOPRIVATE=x\nGOFLAGS=-mod=mod -toolexec=/bin/evil\n").unwrap();
+        let goenv = goenv.display().to_string();
+        for (env, says) in [
+            (vec![("GOFLAGS", "-trimpath -toolexec=./evil.sh")], "GOFLAGS in the environment"),
+            (vec![("GOENV", goenv.as_str())], "(go env -w)"),
+        ] {
+            let mut env = env;
+            env.push(("KO_DOCKER_REPO", "reg.example/t"));
+            let e = Settings::resolve(&opts(&env)).unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::Config);
+            assert!(e.to_string().contains("ko does not allow -toolexec") && e.to_string().contains(says), "{e}");
+        }
+        std::fs::write(dir.path().join(".ko.yaml"), "builds:\n- id: x\n  env: [GOFLAGS=--toolexec=x]\n").unwrap();
+        let o = Options { working_dir: Some(dir.path().into()), ..opts(&[("KO_DOCKER_REPO", "reg.example/t")]) };
+        let e = Settings::resolve(&o).unwrap_err().to_string();
+        assert!(e.contains("GOFLAGS in the env of build \"x\" in .ko.yaml"), "{e}");
+        std::fs::write(dir.path().join(".ko.yaml"), "defaultFlags: [-v, -toolexec, x]\n").unwrap();
+        let e = Settings::resolve(&o).unwrap_err().to_string();
+        assert!(e.contains("the flags of .ko.yaml"), "{e}");
+    }
+
+    #[test]
+    fn platforms_from_the_environment_are_checked() {
+        let env = [("KO_DOCKER_REPO", "reg.example/t"), ("GOOS", "linux"), ("GOARCH", "arm"), ("GOARM", "9")];
+        let e = Settings::resolve(&opts(&env)).unwrap_err().to_string();
+        assert!(e.contains("GOOS/GOARCH/GOARM in the environment") && e.contains("v5, v6 and v7"), "{e}");
+        let env = [("KO_DOCKER_REPO", "reg.example/t"), ("GOOS", "linux"), ("GOARCH", "arm"), ("GOARM", "6,softfloat")];
+        let s = Settings::resolve(&opts(&env)).unwrap();
+        assert_eq!(s.build.platforms, PlatformSelection::Only(vec![Platform::new("linux", "arm", Some("v6"))]));
+        let env = [("KO_DOCKER_REPO", "reg.example/t"), ("GOOS", "linux"), ("GOARCH", "amd64"), ("GOARM", "7")];
+        let s = Settings::resolve(&opts(&env)).unwrap();
+        assert_eq!(s.build.platforms, PlatformSelection::Only(vec![Platform::new("linux", "amd64", None)]));
+        let e = Settings::resolve(&Options {
+            platforms: vec!["linux/arm/v9".into()],
+            ..opts(&[("KO_DOCKER_REPO", "r.example/t")])
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("invalid platform \"linux/arm/v9\"") && e.contains("v5, v6 and v7"), "{e}");
+    }
+
+    #[test]
+    fn source_date_epoch_must_fit_rfc3339() {
+        for bad in ["253402300800000", "253402300800", "-1", "soon", "1e9"] {
+            let e =
+                Settings::resolve(&opts(&[("KO_DOCKER_REPO", "r.example/t"), ("SOURCE_DATE_EPOCH", bad)])).unwrap_err();
+            assert_eq!(e.kind(), crate::ErrorKind::Config, "{bad}");
+            assert!(e.to_string().contains("between 0 and 253402300799 (9999-12-31T23:59:59Z)"), "{bad}: {e}");
+        }
+        let s = Settings::resolve(&opts(&[("KO_DOCKER_REPO", "r.example/t"), ("SOURCE_DATE_EPOCH", "253402300799")]))
+            .unwrap();
+        assert_eq!(s.build.source_epoch, Some(253_402_300_799));
+        let e =
+            Settings::resolve(&opts(&[("KO_DOCKER_REPO", "r.example/t"), ("KO_DATA_DATE_EPOCH", "-5")])).unwrap_err();
+        assert!(e.to_string().starts_with("KO_DATA_DATE_EPOCH=\"-5\""), "{e}");
     }
 
     #[test]

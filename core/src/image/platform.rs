@@ -53,7 +53,27 @@ impl Platform {
         }
         let mut p = Platform::new(parts[0], parts.get(1).copied().unwrap_or(""), parts.get(2).copied());
         p.os_version = os_version;
+        if let Some(variant) = &p.variant {
+            check_variant(&p.architecture, variant)
+                .map_err(|why| Error::invalid(format!("invalid platform {s:?}: {why}")))?;
+        }
         Ok(p)
+    }
+
+    /// The Go environment variable and value a variant of this platform's architecture sets
+    /// (`GOARM=7` for arm/v7, `GOAMD64=v3`, `GOARM64=v8.2`), when it names one Go knows.
+    pub fn go_variant(&self) -> Option<(&'static str, String)> {
+        let v = self.variant.as_deref()?;
+        match self.architecture.as_str() {
+            "arm" => {
+                let n: u32 = v.strip_prefix('v')?.parse().ok()?;
+                // Upstream clamps what bases name (arm/v8 is 64-bit ARM's 32-bit mode) to GOARM's range.
+                Some(("GOARM", n.clamp(5, 7).to_string()))
+            }
+            "amd64" => AMD64_VARIANTS.contains(&v).then(|| ("GOAMD64", v.to_string())),
+            "arm64" => arm64_level(v).map(|level| ("GOARM64", level)),
+            _ => None,
+        }
     }
 
     /// Whether this platform (a base image's) satisfies `wanted` (a user's request): os and, where
@@ -79,6 +99,46 @@ impl Platform {
     pub fn is_unknown(&self) -> bool {
         self.os == "unknown" || self.architecture == "unknown"
     }
+}
+
+/// `GOAMD64` levels.
+const AMD64_VARIANTS: &[&str] = &["v1", "v2", "v3", "v4"];
+
+/// `GOARM64`'s spelling of an arm64 variant: `v8` → `v8.0`, `v9.2` → `v9.2` (v8.0–v8.9, v9.0–v9.5).
+fn arm64_level(v: &str) -> Option<String> {
+    let (major, minor) = match v.split_once('.') {
+        Some((major, minor)) => (major, minor.parse::<u32>().ok()?),
+        None => (v, 0),
+    };
+    let max_minor = match major {
+        "v8" => 9,
+        "v9" => 5,
+        _ => return None,
+    };
+    (minor <= max_minor && !v.ends_with('.')).then(|| format!("{major}.{minor}"))
+}
+
+/// Whether `variant` is one ko can build for `arch`; otherwise, why not (with what is valid):
+/// a variant Go cannot build would give a binary labelled as something it is not.
+fn check_variant(arch: &str, variant: &str) -> std::result::Result<(), String> {
+    let valid = match arch {
+        "arm" => ["v5", "v6", "v7"].contains(&variant),
+        "amd64" => AMD64_VARIANTS.contains(&variant),
+        "arm64" => arm64_level(variant).is_some(),
+        _ => false,
+    };
+    if valid {
+        return Ok(());
+    }
+    Err(match arch {
+        "arm" => format!("arm variants are v5, v6 and v7 (GOARM), not {variant:?}; for 64-bit ARM use linux/arm64"),
+        "amd64" => format!("amd64 variants are v1, v2, v3 and v4 (GOAMD64), not {variant:?}"),
+        "arm64" => format!("arm64 variants are v8, v8.1 … v8.9, v9, v9.1 … v9.5 (GOARM64), not {variant:?}"),
+        "" => "a variant needs an architecture (e.g. linux/arm/v7)".to_string(),
+        other => {
+            format!("{other} takes no variant (only arm, arm64 and amd64 have variants ko can build); drop {variant:?}")
+        }
+    })
 }
 
 impl fmt::Display for Platform {
@@ -153,6 +213,33 @@ mod tests {
         assert_eq!(w.to_string(), "windows/amd64:10.0.17763");
         assert!(Platform::parse("linux//x").is_err());
         assert!(Platform::parse("a/b/c/d").is_err());
+    }
+
+    #[test]
+    fn variants_are_ones_go_can_build() {
+        for ok in
+            ["linux/arm/v5", "linux/arm/v7", "linux/amd64/v3", "linux/arm64/v8", "linux/arm64/v9.5", "linux/arm64/v8.0"]
+        {
+            assert!(Platform::parse(ok).is_ok(), "{ok}");
+        }
+        for (bad, says) in [
+            ("linux/arm/v9", "arm variants are v5, v6 and v7"),
+            ("linux/arm/v8", "for 64-bit ARM use linux/arm64"),
+            ("linux/amd64/v5", "amd64 variants are v1, v2, v3 and v4"),
+            ("linux/arm64/v9.6", "arm64 variants are v8"),
+            ("linux/arm64/v8.", "arm64 variants are v8"),
+            ("linux/386/sse2", "386 takes no variant"),
+        ] {
+            let e = Platform::parse(bad).unwrap_err().to_string();
+            assert!(e.contains(&format!("invalid platform {bad:?}")) && e.contains(says), "{bad}: {e}");
+        }
+        let go = |p: &str| Platform::parse(p).unwrap().go_variant();
+        assert_eq!(go("linux/arm/v6"), Some(("GOARM", "6".to_string())));
+        assert_eq!(go("linux/amd64/v2"), Some(("GOAMD64", "v2".to_string())));
+        assert_eq!(go("linux/arm64/v9"), Some(("GOARM64", "v9.0".to_string())));
+        assert_eq!(go("linux/arm64"), None);
+        // What a base names is built as upstream builds it: arm/v8 as GOARM=7.
+        assert_eq!(Platform::new("linux", "arm", Some("v8")).go_variant(), Some(("GOARM", "7".to_string())));
     }
 
     #[test]

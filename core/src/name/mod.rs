@@ -41,6 +41,14 @@ impl Repository {
         if s.is_empty() {
             return Err(bad("it is empty"));
         }
+        if let Some((_, rest)) = s.split_once("://") {
+            return Err(bad(&format!(
+                "a repository has no scheme (write {rest:?}); ko speaks plain HTTP by itself to loopback registries, and to others with --insecure-registry"
+            )));
+        }
+        if s.contains(char::is_whitespace) {
+            return Err(bad("it contains white space"));
+        }
         if s.contains('@') {
             return Err(bad("a repository cannot carry a digest"));
         }
@@ -57,11 +65,24 @@ impl Repository {
         if path.rsplit('/').next().is_some_and(|last| last.contains(':')) {
             return Err(bad("a repository cannot carry a tag"));
         }
-        let repo = Repository { registry, path };
         // Validate the whole name with the distribution grammar, through a tagged reference.
-        let probe = if repo.path.is_empty() { format!("{}/x:latest", repo.registry) } else { format!("{repo}:latest") };
-        Reference::from_str(&probe).map_err(|e| bad(&e.to_string()))?;
-        Ok(repo)
+        let valid = |registry: &str, path: &str| {
+            let probe =
+                if path.is_empty() { format!("{registry}/x:latest") } else { format!("{registry}/{path}:latest") };
+            Reference::from_str(&probe).map(drop)
+        };
+        if let Err(e) = valid(&registry, &path) {
+            // Upper case is the usual slip: say so, with the name to write, when that is all.
+            if path.chars().any(|c| c.is_ascii_uppercase()) && valid(&registry, &path.to_lowercase()).is_ok() {
+                let lower = match rest {
+                    Some(_) if host_like => format!("{registry}/{}", path.to_lowercase()),
+                    _ => s.to_lowercase(),
+                };
+                return Err(bad(&format!("repository names are lower-case (write {lower:?})")));
+            }
+            return Err(bad(&e.to_string()));
+        }
+        Ok(Repository { registry, path })
     }
 
     /// The host ko talks to for this repository (Docker Hub's `docker.io` is `index.docker.io`).
@@ -182,6 +203,20 @@ mod tests {
         assert!(Repository::parse("host:5000/x:tag").is_err());
         assert!(Repository::parse("host/x@sha256:abc").is_err());
         assert!(Repository::parse("").is_err());
+        let says = |s: &str| Repository::parse(s).unwrap_err().to_string();
+        assert!(
+            says("UPPER/case").contains("repository names are lower-case (write \"upper/case\")"),
+            "{}",
+            says("UPPER/case")
+        );
+        assert!(
+            says("Reg.Example:5000/Team").contains("(write \"Reg.Example:5000/team\")"),
+            "{}",
+            says("Reg.Example:5000/Team")
+        );
+        assert!(says("http://127.0.0.1:5000/x").contains("has no scheme (write \"127.0.0.1:5000/x\")"));
+        assert!(says("reg.example/a b").contains("white space"));
+        assert!(!says("UPPER/!!bad").contains("write"), "no suggestion that is invalid too: {}", says("UPPER/!!bad"));
     }
 
     #[test]

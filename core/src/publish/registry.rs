@@ -140,6 +140,13 @@ impl RegistryPublisher {
 
 #[async_trait]
 impl Publisher for RegistryPublisher {
+    /// The credentials files are valid and the destination registry answers: checked while the
+    /// images are built, not after.
+    async fn ready(&self) -> Result<()> {
+        let repository = &self.destination.repository;
+        self.client.ready(&repository.registry, &repository.path).await
+    }
+
     async fn publish(&self, artifact: &Artifact, import_path: &str) -> Result<String> {
         let repo = self.destination.repository_for(import_path);
         let tags = &self.destination.tags;

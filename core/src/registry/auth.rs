@@ -121,20 +121,34 @@ impl HelperRunner for ExecHelpers<'_> {
                 format!("credential helper docker-credential-{helper} failed for {server} ({})", out.status),
             ));
         }
-        let v: Value = serde_json::from_slice(&out.stdout).map_err(|_| {
+        parse_helper_output(&out.stdout).map_err(|why| {
             Error::new(
                 ErrorKind::Auth,
-                format!("credential helper docker-credential-{helper} printed something that is not JSON for {server}"),
+                format!("credential helper docker-credential-{helper} printed {why} for {server}"),
             )
-        })?;
-        let user = v.get("Username").and_then(Value::as_str).unwrap_or_default();
-        let secret = v.get("Secret").and_then(Value::as_str).unwrap_or_default();
-        Ok(match (user, secret) {
-            (_, "") => None,
-            ("<token>", s) => Some(Credential::IdentityToken(s.to_string())),
-            (u, s) => Some(Credential::Basic { username: u.to_string(), password: s.to_string() }),
         })
     }
+}
+
+/// What `docker-credential-<helper> get` printed (`{"Username": …, "Secret": …}`): a Basic
+/// credential, an identity token (user `<token>`), or none (no secret). `Err` says what was wrong
+/// with the output, without repeating it (it may hold a secret).
+pub fn parse_helper_output(stdout: &[u8]) -> std::result::Result<Option<Credential>, String> {
+    let v: Value = serde_json::from_slice(stdout).map_err(|_| "something that is not JSON".to_string())?;
+    if !v.is_object() {
+        return Err("JSON that is not an object".into());
+    }
+    let field = |name: &str| match v.get(name) {
+        None | Some(Value::Null) => Ok(""),
+        Some(Value::String(s)) => Ok(s.as_str()),
+        Some(_) => Err(format!("a {name} that is not a string")),
+    };
+    let (user, secret) = (field("Username")?, field("Secret")?);
+    Ok(match (user, secret) {
+        (_, "") => None,
+        ("<token>", s) => Some(Credential::IdentityToken(s.to_string())),
+        (u, s) => Some(Credential::Basic { username: u.to_string(), password: s.to_string() }),
+    })
 }
 
 /// Runs `docker-credential-<helper> <action>` with `input` on stdin.
@@ -211,14 +225,46 @@ fn decode_auth_entry(entry: &Value) -> Option<Credential> {
 }
 
 fn read_json(path: &Path) -> Result<Option<Value>> {
-    match std::fs::read(path) {
+    match crate::files::read_regular(path) {
         Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => Ok(None),
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| Error::new(ErrorKind::Config, format!("{} is not valid JSON: {e}", path.display()))),
+        Ok(bytes) => parse_config(&bytes).map(Some).map_err(|why| {
+            Error::new(
+                ErrorKind::Config,
+                format!(
+                    "{}{why}; fix the file, or point DOCKER_CONFIG (or REGISTRY_AUTH_FILE) elsewhere",
+                    path.display()
+                ),
+            )
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(Error::io(format!("cannot read {}", path.display()), e)),
     }
+}
+
+/// A credentials file (docker's `config.json`, podman's `auth.json`) as JSON, which must be an
+/// object. `Err` is `:line:column: what is wrong`, to follow the file's name (never the
+/// file's text: it holds secrets).
+pub fn parse_config(bytes: &[u8]) -> std::result::Result<Value, String> {
+    let v: Value = serde_json::from_slice(bytes).map_err(|e| {
+        let what = match e.classify() {
+            serde_json::error::Category::Eof => "it ends too early",
+            serde_json::error::Category::Data => "unexpected data",
+            _ => "it is not valid JSON",
+        };
+        format!(":{}:{}: {what}", e.line(), e.column())
+    })?;
+    if !v.is_object() {
+        return Err(": it is JSON, but not an object ({\"auths\": …})".into());
+    }
+    for key in ["auths", "credHelpers"] {
+        if v.get(key).is_some_and(|x| !x.is_object() && !x.is_null()) {
+            return Err(format!(": \"{key}\" is not an object"));
+        }
+    }
+    if v.get("credsStore").is_some_and(|x| !x.is_string() && !x.is_null()) {
+        return Err(": \"credsStore\" is not a string".into());
+    }
+    Ok(v)
 }
 
 /// Credentials per registry, looked up once per run (the lookup may run helper programs).
@@ -227,6 +273,8 @@ pub struct Keychain {
     docker_config: Option<PathBuf>,
     podman: Vec<PathBuf>,
     cache: Mutex<HashMap<String, Credential>>,
+    /// What [`check`](Keychain::check) found, once.
+    checked: std::sync::OnceLock<std::result::Result<(), (ErrorKind, String)>>,
 }
 
 impl Keychain {
@@ -238,7 +286,22 @@ impl Keychain {
             docker_config: docker_config_dir(env).map(|d| d.join("config.json")),
             podman: podman_auth_files(env),
             cache: Mutex::default(),
+            checked: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Reads every credentials file this keychain would read and fails when one is not valid,
+    /// naming it with the line and column: a broken `config.json` must not turn into an
+    /// anonymous push (upstream fails too). Done once; registries that ask for no credentials
+    /// are checked as well, before anything is sent to them.
+    pub fn check(&self) -> Result<()> {
+        let result = self.checked.get_or_init(|| {
+            for path in self.docker_config.iter().chain(&self.podman) {
+                read_json(path).map_err(|e| (e.kind(), e.message().to_string()))?;
+            }
+            Ok(())
+        });
+        result.clone().map_err(|(kind, message)| Error::new(kind, message))
     }
 
     /// The credential for `registry`/`repository`; anonymous when nothing matches. Blocking:
@@ -458,6 +521,40 @@ mod tests {
         // The store has nothing for b: the file entry is used.
         assert_eq!(get("b.example.com"), Some(basic("file", "fpw")));
         assert_eq!(get("c.example.com"), None);
+    }
+
+    #[test]
+    fn helper_output() {
+        assert_eq!(parse_helper_output(br#"{"Username":"u","Secret":"s"}"#), Ok(Some(basic("u", "s"))));
+        assert_eq!(
+            parse_helper_output(br#"{"Username":"<token>","Secret":"t"}"#),
+            Ok(Some(Credential::IdentityToken("t".into())))
+        );
+        assert_eq!(parse_helper_output(br#"{"Username":"u","Secret":""}"#), Ok(None));
+        assert_eq!(parse_helper_output(br#"{"ServerURL":"x"}"#), Ok(None));
+        assert!(parse_helper_output(b"oops").unwrap_err().contains("not JSON"));
+        assert!(parse_helper_output(b"[1]").unwrap_err().contains("not an object"));
+        assert!(parse_helper_output(br#"{"Secret":5}"#).unwrap_err().contains("Secret that is not a string"));
+    }
+
+    #[test]
+    fn broken_config_files_are_named_with_line_and_column() {
+        assert_eq!(parse_config(b"{\n  \"auths\": {,\n}").unwrap_err(), ":2:13: it is not valid JSON");
+        assert!(parse_config(b"{\"auths\": {").unwrap_err().contains("ends too early"));
+        assert!(parse_config(b"[]").unwrap_err().contains("not an object"));
+        assert!(parse_config(br#"{"auths": []}"#).unwrap_err().contains("\"auths\" is not an object"));
+        assert!(parse_config(br#"{"credsStore": 1}"#).unwrap_err().contains("credsStore"));
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.json"), "{\"auths\": {\"r\": {\"auth\": \"c2VjcmV0OnB3\"}}, oops")
+            .unwrap();
+        let env = Env::from_map([("DOCKER_CONFIG", dir.path())]);
+        let keychain = Keychain::from_env(&env);
+        let e = keychain.check().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config);
+        let at = format!("{}:1:44: it is not valid JSON", dir.path().join("config.json").display());
+        assert!(e.to_string().starts_with(&at), "{e}");
+        assert!(!e.to_string().contains("c2VjcmV0"), "{e}");
+        assert!(keychain.resolve("r", "x").is_err());
     }
 
     #[test]

@@ -9,16 +9,18 @@ use reqwest::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, LOCATION, RET
 use reqwest::{Response, StatusCode, Url};
 
 use super::errors::{Op, redact_url, status_error, transport_error};
+use super::transport::{DEADLINES, Transfer};
 use super::{Auth, RegistryClient, join, pull_scope, push_scope, registry_of, retry, transport};
 use crate::error::{Error, ErrorKind, Result};
 use crate::image::layer::{BlobSource, ByteStream};
 
 impl RegistryClient {
-    /// Streams blob `digest` from `repository`.
-    pub async fn blob_stream(&self, repository: &Reference, digest: &str) -> Result<ByteStream> {
+    /// Streams blob `digest` (of `size` bytes, which sets the deadline) from `repository`. The
+    /// stream fails when the registry stalls or trickles, or runs past the deadline.
+    pub async fn blob_stream(&self, repository: &Reference, digest: &str, size: u64) -> Result<ByteStream> {
         let registry = registry_of(repository);
         let repo = repository.repository();
-        let op = Op { doing: format!("fetching blob {digest} from"), registry, repository: repo };
+        let op = Op::new(format!("fetching blob {digest} from"), registry, repo).moving(Transfer::Download(size));
         let host = self.host(registry)?;
         let base = self.base(&host, &op).await?;
         let url = join(&base, &format!("v2/{repo}/blobs/{digest}"), &op)?;
@@ -29,14 +31,16 @@ impl RegistryClient {
         if !resp.status().is_success() {
             return Err(status_error(resp, &op).await);
         }
-        Ok(Box::pin(resp.bytes_stream().map_err(std::io::Error::other)))
+        let what = format!("{} {}: GET {}", op.doing, op.target(), url.path());
+        let body = resp.bytes_stream().map_err(std::io::Error::other);
+        Ok(Box::pin(transport::Watched::new(body, what, op.deadline(), DEADLINES)))
     }
 
     /// Whether `repository` already holds blob `digest`.
     pub async fn blob_exists(&self, repository: &Reference, digest: &str) -> Result<bool> {
         let registry = registry_of(repository);
         let repo = repository.repository();
-        let op = Op { doing: format!("checking blob {digest} in"), registry, repository: repo };
+        let op = Op::new(format!("checking blob {digest} in"), registry, repo);
         let host = self.host(registry)?;
         let base = self.base(&host, &op).await?;
         let url = join(&base, &format!("v2/{repo}/blobs/{digest}"), &op)?;
@@ -58,7 +62,7 @@ impl RegistryClient {
     pub async fn mount_blob(&self, repository: &Reference, from_repository: &str, digest: &str) -> Result<bool> {
         let registry = registry_of(repository);
         let repo = repository.repository();
-        let op = Op { doing: format!("mounting blob {digest} into"), registry, repository: repo };
+        let op = Op::new(format!("mounting blob {digest} into"), registry, repo);
         let host = self.host(registry)?;
         let base = self.base(&host, &op).await?;
         let mut url = join(&base, &format!("v2/{repo}/blobs/uploads/"), &op)?;
@@ -102,7 +106,7 @@ impl RegistryClient {
     ) -> Result<()> {
         let registry = registry_of(repository);
         let repo = repository.repository();
-        let op = Op { doing: format!("uploading blob {digest} to"), registry, repository: repo };
+        let op = Op::new(format!("uploading blob {digest} to"), registry, repo);
         let host = self.host(registry)?;
         let base = self.base(&host, &op).await?;
         let scopes = [push_scope(repo)];
@@ -113,7 +117,7 @@ impl RegistryClient {
             digest.to_string(),
         ));
         let start = Instant::now();
-        let mut attempt = 0u32;
+        let (mut attempt, mut stuck) = (0u32, 0u32);
         loop {
             attempt += 1;
             let (error, retry_after) =
@@ -121,12 +125,29 @@ impl RegistryClient {
                     Ok(()) => return Ok(()),
                     Err(Upload::Fatal(e)) => return Err(e),
                     Err(Upload::Retry(e, ra)) => (e, ra),
+                    Err(Upload::Stuck(e)) => {
+                        stuck += 1;
+                        (e, None)
+                    }
                 };
-            if attempt >= self.policy.attempts || start.elapsed() >= self.policy.max_total {
+            if attempt >= self.policy.attempts
+                || stuck >= self.policy.timeout_attempts
+                || start.elapsed() >= self.policy.max_total
+            {
                 let message = format!("{} (gave up after {attempt} attempts)", error.message());
                 return Err(error.with_message(message));
             }
-            let delay = self.policy.delay(attempt, retry_after);
+            let left = self.policy.max_total.saturating_sub(start.elapsed());
+            if let Some(wait) = retry_after.filter(|w| *w > left) {
+                let message = format!(
+                    "{}: the registry asks to wait {} s before trying again, longer than ko waits ({} s in all); try again later",
+                    error.message(),
+                    wait.as_secs(),
+                    self.policy.max_total.as_secs()
+                );
+                return Err(error.with_message(message));
+            }
+            let delay = self.policy.delay(attempt, retry_after).min(left);
             tracing::warn!("{}; restarting the upload in {:.1}s", error.message(), delay.as_secs_f64());
             tokio::time::sleep(delay).await;
         }
@@ -160,8 +181,11 @@ impl RegistryClient {
             }
         };
 
-        // One PATCH streaming the whole blob from its source.
-        let data = source.open(digest).await.map_err(Upload::Fatal)?;
+        // One PATCH streaming the whole blob from its source, with a deadline for its size,
+        // abandoned when the registry stops taking the bytes.
+        let moved = transport::Moved::default();
+        let counter = moved.clone();
+        let data = source.open(digest).await.map_err(Upload::Fatal)?.inspect_ok(move |b| counter.add(b.len() as u64));
         let mut rb = host
             .http()
             .map_err(Upload::Fatal)?
@@ -172,39 +196,61 @@ impl RegistryClient {
         if let Some(h) = self.authorization(auth, op).await.map_err(Upload::Fatal)? {
             rb = rb.header(AUTHORIZATION, h);
         }
-        let location = match rb.send().await {
-            Err(e) => {
-                let retry = retry::retryable_error(&e);
-                let err = transport_error(e, op);
-                return Err(if retry { Upload::Retry(err, None) } else { Upload::Fatal(err) });
-            }
-            Ok(resp) => {
-                let status = resp.status();
-                tracing::debug!("{} PATCH {} -> {}", op.doing, redact_url(resp.url()), status.as_u16());
-                if status == StatusCode::ACCEPTED || status == StatusCode::NO_CONTENT {
-                    if resp.headers().contains_key(LOCATION) { location_of(&resp, base, op)? } else { location }
-                } else if status == StatusCode::UNAUTHORIZED {
-                    host.tokens.lock().await.clear();
-                    return Err(Upload::Retry(status_error(resp, op).await, None));
-                } else if retry::retryable_status(status) {
-                    let ra = resp
-                        .headers()
-                        .get(RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
-                    return Err(Upload::Retry(status_error(resp, op).await, ra));
-                } else {
-                    return Err(Upload::Fatal(status_error(resp, op).await));
-                }
+        let patch_op = Op::new(op.doing.clone(), op.registry, op.repository).moving(Transfer::Upload(size));
+        let sent = tokio::select! {
+            sent = self.attempt(&patch_op, rb) => sent,
+            secs = transport::stalled(&moved, size, &DEADLINES) => {
+                return Err(Upload::Stuck(op.error(
+                    ErrorKind::Registry,
+                    format!(
+                        "PATCH {}: the upload stalled: the registry took less than {} KiB in {secs} s",
+                        location.path(),
+                        DEADLINES.stall_bytes / 1024
+                    ),
+                )));
             }
         };
+        let resp = match sent {
+            (what, Err(e)) => {
+                let timed_out = e.is_timeout();
+                let retry = retry::retryable_error(&e);
+                let err = transport_error(e, &patch_op, &what);
+                return Err(if timed_out {
+                    Upload::Stuck(err)
+                } else if retry {
+                    Upload::Retry(err, None)
+                } else {
+                    Upload::Fatal(err)
+                });
+            }
+            (_, Ok(resp)) => resp,
+        };
+        let status = resp.status();
+        tracing::debug!("{} PATCH {} -> {}", op.doing, redact_url(resp.url()), status.as_u16());
+        let location = if status == StatusCode::ACCEPTED || status == StatusCode::NO_CONTENT {
+            if resp.headers().contains_key(LOCATION) { location_of(&resp, base, op)? } else { location }
+        } else if status == StatusCode::UNAUTHORIZED {
+            host.tokens.lock().await.clear();
+            return Err(Upload::Retry(status_error(resp, op).await, None));
+        } else if retry::retryable_status(status) {
+            let ra = resp
+                .headers()
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
+            return Err(Upload::Retry(status_error(resp, op).await, ra));
+        } else {
+            return Err(Upload::Fatal(status_error(resp, op).await));
+        };
 
-        // PUT ?digest= closes the session; the registry checks the digest.
+        // PUT ?digest= closes the session; the registry checks the digest (which may take a
+        // while for a large blob: the deadline grows with its size).
         let mut put = location;
         put.query_pairs_mut().append_pair("digest", digest);
         let http = host.http().map_err(Upload::Fatal)?;
+        let put_op = Op::new(op.doing.clone(), op.registry, op.repository).moving(Transfer::Finalize(size));
         let resp = self
-            .send(op, Some(auth), &|| http.put(put.clone()).header(CONTENT_LENGTH, "0"))
+            .send(&put_op, Some(auth), &|| http.put(put.clone()).header(CONTENT_LENGTH, "0"))
             .await
             .map_err(|e| Upload::Retry(e, None))?;
         let status = resp.status();
@@ -239,6 +285,8 @@ impl RegistryClient {
 enum Upload {
     /// Worth another attempt in a new session (after `Retry-After`, when given).
     Retry(Error, Option<Duration>),
+    /// Timed out or stalled: worth another attempt, a bounded number of times.
+    Stuck(Error),
     Fatal(Error),
 }
 

@@ -2,18 +2,36 @@
 //! the registry's own error codes from its JSON envelope; never a header, a credential or other
 //! body text. URLs in logs lose their query (upload state) and user info.
 
+use std::time::Duration;
+
 use reqwest::{Response, Url};
 
+use super::transport::{DEADLINES, Transfer};
 use crate::error::{Error, ErrorKind};
 
-/// What a request is for, to name it in errors.
+/// What a request is for, to name it in errors, and what it moves (which sets its deadline).
 pub(super) struct Op<'a> {
     pub doing: String,
     pub registry: &'a str,
     pub repository: &'a str,
+    pub transfer: Transfer,
 }
 
-impl Op<'_> {
+impl<'a> Op<'a> {
+    /// An operation moving no blob.
+    pub fn new(doing: impl Into<String>, registry: &'a str, repository: &'a str) -> Op<'a> {
+        Op { doing: doing.into(), registry, repository, transfer: Transfer::Small }
+    }
+
+    /// This operation, moving `transfer`.
+    pub fn moving(self, transfer: Transfer) -> Op<'a> {
+        Op { transfer, ..self }
+    }
+
+    /// How long one attempt may take.
+    pub fn deadline(&self) -> Duration {
+        DEADLINES.total(self.transfer)
+    }
     pub fn target(&self) -> String {
         if self.repository.is_empty() {
             self.registry.to_string()
@@ -51,16 +69,47 @@ pub(super) fn innermost(e: &reqwest::Error) -> String {
     if e.is_timeout() && !text.contains("timed out") { format!("timed out ({text})") } else { text }
 }
 
-pub(super) fn transport_error(e: reqwest::Error, op: &Op<'_>) -> Error {
-    let what = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "cannot connect"
+/// Whether the other end answered with bytes that are not HTTP (hyper could not parse them).
+pub(super) fn is_not_http(e: &reqwest::Error) -> bool {
+    let chain = std::iter::successors(Some(e as &(dyn std::error::Error + 'static)), |c| c.source());
+    chain.map(|c| c.to_string()).any(|t| t.starts_with("invalid HTTP") || t.contains("message head is too large"))
+}
+
+/// `METHOD /path` of a request, for messages (no query: it may carry upload state).
+pub(super) fn request_line(method: &str, url: &Url) -> String {
+    format!("{method} {}", url.path())
+}
+
+/// A transport failure of `what` (`GET /v2/…`, or empty when unknown) as a user reads it: what
+/// happened, in words that say what is wrong, naming the registry and the request.
+pub(super) fn transport_error(e: reqwest::Error, op: &Op<'_>, what: &str) -> Error {
+    let at = if what.is_empty() {
+        e.url().map(|u| format!("{}: ", u.path())).unwrap_or_default()
     } else {
-        "connection failed"
+        format!("{what}: ")
+    };
+    let reason = if e.is_timeout() {
+        format!(
+            "no complete answer within {} s (the registry accepted the request but did not answer, or answered too slowly)",
+            op.deadline().as_secs()
+        )
+    } else if e.is_redirect() {
+        format!(
+            "the registry redirected too often, probably in a loop ({}); check the registry's address",
+            innermost(&e)
+        )
+    } else if is_not_http(&e) {
+        format!(
+            "the registry answered with something that is not HTTP ({}); is this the registry's address and port?",
+            innermost(&e)
+        )
+    } else if e.is_connect() {
+        format!("cannot connect: {}", innermost(&e))
+    } else {
+        format!("connection failed: {}", innermost(&e))
     };
     // The cause keeps reqwest's chain, without the URL (an upload URL carries upload state).
-    op.error(ErrorKind::Registry, format!("{what}: {}", innermost(&e))).with_source(e.without_url())
+    op.error(ErrorKind::Registry, format!("{at}{reason}")).with_source(e.without_url())
 }
 
 /// An error for an unexpected status: `HTTP 401 Unauthorized` plus the registry's error codes

@@ -18,7 +18,7 @@ impl RegistryClient {
         let repo = reference.repository();
         let tag_or_digest = reference.digest().or(reference.tag()).unwrap_or("latest");
         let sep = if tag_or_digest.contains(':') { "@" } else { ":" };
-        let op = Op { doing: "fetching".into(), registry, repository: repo };
+        let op = Op::new("fetching", registry, repo);
         let shown = format!("{registry}/{repo}{sep}{tag_or_digest}");
         let host = self.host(registry)?;
         let base = self.base(&host, &op).await?;
@@ -33,7 +33,7 @@ impl RegistryClient {
             let message = e.message().replacen(&op.target(), &shown, 1);
             return Err(e.with_message(message));
         }
-        let bytes = resp.bytes().await.map_err(|e| transport_error(e, &op))?;
+        let bytes = resp.bytes().await.map_err(|e| transport_error(e, &op, &format!("GET {}", url.path())))?;
         let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
         if let Some(d) = reference.digest()
             && d != digest
@@ -51,7 +51,7 @@ impl RegistryClient {
         let registry = registry_of(reference);
         let repo = reference.repository();
         let tag = reference.digest().or(reference.tag()).unwrap_or("latest");
-        let op = Op { doing: "checking".into(), registry, repository: repo };
+        let op = Op::new("checking", registry, repo);
         let host = self.host(registry)?;
         let base = self.base(&host, &op).await?;
         let url = join(&base, &format!("v2/{repo}/manifests/{tag}"), &op)?;
@@ -71,7 +71,7 @@ impl RegistryClient {
                 if !resp.status().is_success() {
                     return Err(status_error(resp, &op).await);
                 }
-                let bytes = resp.bytes().await.map_err(|e| transport_error(e, &op))?;
+                let bytes = resp.bytes().await.map_err(|e| transport_error(e, &op, &format!("GET {}", url.path())))?;
                 Ok(Some(format!("sha256:{}", hex::encode(Sha256::digest(&bytes)))))
             }
             _ => Err(status_error(resp, &op).await),
@@ -83,7 +83,7 @@ impl RegistryClient {
         let registry = registry_of(reference);
         let repo = reference.repository();
         let tag = reference.digest().or(reference.tag()).unwrap_or("latest");
-        let op = Op { doing: "publishing manifest".into(), registry, repository: repo };
+        let op = Op::new("publishing manifest", registry, repo);
         let host = self.host(registry)?;
         let base = self.base(&host, &op).await?;
         let url = join(&base, &format!("v2/{repo}/manifests/{tag}"), &op)?;

@@ -9,8 +9,11 @@
 //!   the token flow ([`token`]): tokens are fetched per set of scopes (`repository:R:pull`,
 //!   `…:push,pull`, and for a cross-repository mount both the destination's push,pull and the
 //!   source's pull), cached until they expire, and fetched again when the registry answers 401.
-//! - Every request is retried with backoff and jitter on resets, timeouts, 408, 429
-//!   (`Retry-After`), 5xx, within a bounded total time ([`retry::RetryPolicy`]). A blob upload
+//! - Every request has an overall deadline, longer for blobs by their size, and is logged when
+//!   it goes unanswered for a while ([`transport::DEADLINES`]); a blob transfer that stops
+//!   moving fails before its deadline. Requests are retried with backoff and jitter on resets,
+//!   timeouts (once), 408, 429 (`Retry-After`), 5xx, within a bounded total time
+//!   ([`retry::RetryPolicy`]); a `Retry-After` beyond that fails at once. A blob upload
 //!   ([`blobs`]: POST, one streaming PATCH from disk, PUT `?digest=`) that fails restarts cleanly
 //!   in a new upload session; a `Location` that leaves the registry's host is refused; the upload
 //!   counts only when the registry confirms the digest. Manifests: [`manifests`].
@@ -38,13 +41,14 @@ use reqwest::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use reqwest::{Response, StatusCode, Url};
 
 use crate::env::Env;
-use crate::error::{ErrorKind, Result};
+use crate::error::{Error, ErrorKind, Result};
 
 pub use auth::{Credential, Keychain};
-use errors::{Op, innermost, redact_url, transport_error};
+use errors::{Op, innermost, redact_url, status_error, transport_error};
 pub use manifests::sniff_media_type;
 use retry::RetryPolicy;
 use token::{AuthScheme, Token};
+use transport::DEADLINES;
 
 /// A registry client shared by every pull and push of one ko invocation. Thread-safe.
 pub struct RegistryClient {
@@ -178,28 +182,32 @@ impl RegistryClient {
             .ok()
     }
 
-    /// The registry's base URL (`https://host/` or `http://host/`), pinging `/v2/` once.
+    /// The registry's base URL (`https://host/` or `http://host/`), pinging `/v2/` once. The
+    /// credentials files are checked first, once: a broken one fails every registry call.
     async fn base(&self, host: &Host, op: &Op<'_>) -> Result<Url> {
+        self.keychain.check()?;
         host.base.get_or_try_init(|| self.ping(host, op)).await.cloned()
     }
 
+    /// Checks, before anything is built, that `registry` can be published to: the credentials
+    /// files are valid and the registry answers its ping.
+    pub async fn ready(&self, registry: &str, repository: &str) -> Result<()> {
+        let op = Op::new("checking", registry, repository);
+        let host = self.host(registry)?;
+        self.base(&host, &op).await.map(drop)
+    }
+
     async fn ping(&self, host: &Host, op: &Op<'_>) -> Result<Url> {
-        let mut failures = Vec::new();
+        // Each scheme's failure, and whether the other end spoke HTTP there (then its answer
+        // is what to report: a TLS error from the other scheme would only hide it).
+        let mut failures: Vec<(&str, Error, bool)> = Vec::new();
         for scheme in transport::schemes(&host.registry, self.insecure) {
             let url = Url::parse(&format!("{scheme}://{}/v2/", host.registry))
                 .map_err(|e| op.error(ErrorKind::InvalidInput, format!("invalid registry name: {e}")))?;
-            let ping_op = Op { doing: op.doing.clone(), registry: op.registry, repository: op.repository };
+            let ping_op = Op::new(op.doing.clone(), op.registry, op.repository);
             let http = host.http()?;
             match self.send_plain(&ping_op, &|| http.get(url.clone())).await {
-                // Anything but what a registry answers on /v2/ (e.g. a TLS server's 400 to plain
-                // HTTP) means this scheme is wrong.
-                Ok(resp) if !(resp.status().is_success() || matches!(resp.status().as_u16(), 401 | 403)) => {
-                    let e =
-                        ping_op.error(ErrorKind::Registry, format!("HTTP {} on /v2/: not a registry", resp.status()));
-                    tracing::debug!("{}: {scheme} failed: {}", host.registry, e.message());
-                    failures.push((scheme, e));
-                }
-                Ok(resp) => {
+                Ok(resp) if resp.status().is_success() || matches!(resp.status().as_u16(), 401 | 403) => {
                     let challenge = resp.headers().get(WWW_AUTHENTICATE).and_then(|v| v.to_str().ok());
                     let scheme_found = AuthScheme::from_header(challenge);
                     tracing::debug!("{}: {scheme}, auth {:?}", host.registry, scheme_found);
@@ -207,24 +215,92 @@ impl RegistryClient {
                     return Url::parse(&format!("{scheme}://{}/", host.registry))
                         .map_err(|e| op.error(ErrorKind::InvalidInput, format!("invalid registry name: {e}")));
                 }
+                Ok(resp) => {
+                    let status = resp.status();
+                    let why = if retry::retryable_status(status) {
+                        "the registry is failing; try again later, or ask its operators"
+                    } else {
+                        "not a registry (the distribution API answers 200 or 401 there)"
+                    };
+                    let e = status_error(resp, &ping_op).await;
+                    let prefix = format!("{} {}: ", ping_op.doing, ping_op.target());
+                    let answer = e.message().strip_prefix(&prefix).unwrap_or(e.message()).to_string();
+                    let message = format!("{prefix}GET /v2/: {answer}: {why}");
+                    tracing::debug!("{}: {scheme} failed: {message}", host.registry);
+                    // A TLS server's 400 to plain HTTP says to try HTTPS, nothing about the registry;
+                    // any other answer comes from an HTTP server, which is all there is to know.
+                    let tls_server = status == StatusCode::BAD_REQUEST;
+                    failures.push((scheme, e.with_message(message), !tls_server));
+                    if !tls_server {
+                        break;
+                    }
+                }
                 Err(e) => {
                     tracing::debug!("{}: {scheme} failed: {}", host.registry, e.message());
-                    failures.push((scheme, e));
+                    let silent = e.message().contains("no complete answer within");
+                    let redirected = e.message().contains("redirected too often");
+                    // Bytes that are not HTTP may be a TLS server's alert: HTTPS is still tried.
+                    let garbage = e.message().contains("not HTTP");
+                    failures.push((scheme, e, garbage || redirected));
+                    // A server that accepted the connection and said nothing will not say more
+                    // over the other scheme (the wait is not repeated); one that redirects
+                    // speaks HTTP.
+                    if silent || redirected {
+                        break;
+                    }
                 }
             }
         }
-        // A registry that fails over both is reported by what HTTPS said (what it should speak).
-        let primary = failures.iter().position(|(scheme, _)| **scheme == "https").unwrap_or(0);
-        let (_, first) = failures.remove(primary);
+        // Reported: what an HTTP-speaking end said, else what HTTPS (what a registry should speak) said.
+        let primary = failures
+            .iter()
+            .position(|(_, _, spoke)| *spoke)
+            .or_else(|| failures.iter().position(|(scheme, _, _)| *scheme == "https"))
+            .unwrap_or(0);
+        let (_, first, spoke) = failures.remove(primary);
         let mut message = first.message().to_string();
-        if let Some((scheme, e)) = failures.first() {
-            let reason = e.message().split_once(": ").map(|(_, r)| r).unwrap_or(e.message());
+        let prefix = format!("{} {}: ", op.doing, op.target());
+        if let Some((scheme, e, _)) = failures.first()
+            && !spoke
+            && e.message() != first.message()
+        {
+            let reason = e.message().strip_prefix(&prefix).unwrap_or(e.message());
             message.push_str(&format!(" (over {scheme}: {reason})"));
         }
         if message.contains("cannot connect") {
             message.push_str(" (is the registry running and reachable?)");
         }
         Err(first.with_message(message))
+    }
+
+    /// One attempt of the request `rb`: with the deadline `op` gets, and a log line when no
+    /// answer came for a while. Returns the request line (`GET /v2/…`) for messages too.
+    async fn attempt(&self, op: &Op<'_>, rb: reqwest::RequestBuilder) -> (String, reqwest::Result<Response>) {
+        let (client, request) = rb.build_split();
+        let mut request = match request {
+            Ok(r) => r,
+            Err(e) => return (String::new(), Err(e)),
+        };
+        let what = errors::request_line(request.method().as_str(), request.url());
+        let deadline = op.deadline();
+        *request.timeout_mut() = Some(deadline);
+        let sent = client.execute(request);
+        tokio::pin!(sent);
+        let slow = DEADLINES.slow(op.transfer);
+        let result = tokio::select! {
+            r = &mut sent => r,
+            () = tokio::time::sleep(slow) => {
+                tracing::warn!(
+                    "{} {}: {what}: no answer after {} s, still waiting (for up to {} s)",
+                    op.doing,
+                    op.target(),
+                    slow.as_secs(),
+                    deadline.as_secs()
+                );
+                sent.await
+            }
+        };
+        (what, result)
     }
 
     /// Sends an unauthenticated request built by `make` (called once per attempt), retrying
@@ -234,11 +310,10 @@ impl RegistryClient {
         op: &Op<'_>,
         make: &(dyn Fn() -> reqwest::RequestBuilder + Send + Sync),
     ) -> Result<Response> {
-        let start = Instant::now();
-        let mut attempt = 0u32;
+        let mut tries = Tries::new();
         loop {
-            attempt += 1;
-            match self.after_attempt(make().send().await, op, attempt, start) {
+            let (what, result) = self.attempt(op, make()).await;
+            match self.after_attempt(result, op, &what, &mut tries) {
                 Next::Done(r) => return r,
                 Next::Retry(delay) => tokio::time::sleep(delay).await,
             }
@@ -255,18 +330,16 @@ impl RegistryClient {
         make: &(dyn Fn() -> reqwest::RequestBuilder + Send + Sync),
     ) -> Result<Response> {
         let Some(a) = auth else { return self.send_plain(op, make).await };
-        let start = Instant::now();
-        let mut attempt = 0u32;
+        let mut tries = Tries::new();
         let mut reauthed = false;
         let mut scopes = a.scopes.to_vec();
         loop {
-            attempt += 1;
             let mut rb = make();
             let with_scopes = Auth { host: a.host, repository: a.repository, scopes: &scopes };
             if let Some(h) = self.authorization(&with_scopes, op).await? {
                 rb = rb.header(AUTHORIZATION, h);
             }
-            let result = rb.send().await;
+            let (what, result) = self.attempt(op, rb).await;
             if let Ok(resp) = &result
                 && resp.status() == StatusCode::UNAUTHORIZED
                 && !reauthed
@@ -285,26 +358,31 @@ impl RegistryClient {
                     tracing::debug!("{}: HTTP 401, authenticating again", a.host.registry);
                     *a.host.scheme.lock().expect("poisoned") = learnt;
                     a.host.tokens.lock().await.clear();
-                    attempt -= 1;
                     continue;
                 }
             }
-            match self.after_attempt(result, op, attempt, start) {
+            match self.after_attempt(result, op, &what, &mut tries) {
                 Next::Done(r) => return r,
                 Next::Retry(delay) => tokio::time::sleep(delay).await,
             }
         }
     }
 
-    /// Decides, after one attempt, whether to return or to wait and try again.
+    /// Decides, after one attempt of `what`, whether to return or to wait and try again: up to
+    /// [`RetryPolicy::attempts`] attempts, [`RetryPolicy::timeout_attempts`] of them timing out,
+    /// none started after [`RetryPolicy::max_total`]; a `Retry-After` longer than what is left
+    /// of that ends the request now, saying so.
     fn after_attempt(
         &self,
         result: std::result::Result<Response, reqwest::Error>,
         op: &Op<'_>,
-        attempt: u32,
-        start: Instant,
+        what: &str,
+        tries: &mut Tries,
     ) -> Next {
-        let out_of_time = attempt >= self.policy.attempts || start.elapsed() >= self.policy.max_total;
+        tries.attempts += 1;
+        let attempt = tries.attempts;
+        let left = self.policy.max_total.saturating_sub(tries.start.elapsed());
+        let out_of_time = attempt >= self.policy.attempts || left.is_zero();
         let (retry_after, failure) = match result {
             Ok(resp) => {
                 let status = resp.status();
@@ -317,19 +395,40 @@ impl RegistryClient {
                     .get(RETRY_AFTER)
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| retry::parse_retry_after(v, SystemTime::now()));
+                if let Some(wait) = ra.filter(|w| *w > left) {
+                    return Next::Done(Err(op.error(
+                        ErrorKind::Registry,
+                        format!(
+                            "{what}: HTTP {} {}: the registry asks to wait {} s before trying again, longer than ko waits ({} s in all); try again later",
+                            status.as_u16(),
+                            status.canonical_reason().unwrap_or(""),
+                            wait.as_secs(),
+                            self.policy.max_total.as_secs()
+                        ),
+                    )));
+                }
                 (ra, format!("HTTP {}", status.as_u16()))
             }
             Err(e) => {
-                tracing::debug!("{} {}: {}", op.doing, op.target(), innermost(&e));
-                if !retry::retryable_error(&e) || out_of_time {
-                    return Next::Done(Err(transport_error(e, op)));
+                tracing::debug!("{} {}: {what}: {}", op.doing, op.target(), innermost(&e));
+                if e.is_timeout() {
+                    tries.timeouts += 1;
+                }
+                let timed_out_enough = tries.timeouts >= self.policy.timeout_attempts;
+                if !retry::retryable_error(&e) || out_of_time || timed_out_enough {
+                    let err = transport_error(e, op, what);
+                    let message = match attempt {
+                        1 => err.message().to_string(),
+                        n => format!("{} (gave up after {n} attempts)", err.message()),
+                    };
+                    return Next::Done(Err(err.with_message(message)));
                 }
                 (None, innermost(&e))
             }
         };
-        let delay = self.policy.delay(attempt, retry_after);
+        let delay = self.policy.delay(attempt, retry_after).min(left);
         tracing::warn!(
-            "{} {}: {failure}; retrying in {:.1}s (attempt {}/{})",
+            "{} {}: {what}: {failure}; retrying in {:.1}s (attempt {}/{})",
             op.doing,
             op.target(),
             delay.as_secs_f64(),
@@ -337,6 +436,19 @@ impl RegistryClient {
             self.policy.attempts
         );
         Next::Retry(delay)
+    }
+}
+
+/// The attempts of one request so far.
+struct Tries {
+    start: Instant,
+    attempts: u32,
+    timeouts: u32,
+}
+
+impl Tries {
+    fn new() -> Tries {
+        Tries { start: Instant::now(), attempts: 0, timeouts: 0 }
     }
 }
 

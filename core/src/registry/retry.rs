@@ -1,7 +1,7 @@
 //! When and how long to wait before trying a registry request again: exponential backoff with
-//! jitter, `Retry-After`, a cap on attempts and on the total time spent, and which failures are
-//! worth another try (connection resets, timeouts, 408, 429, 5xx — not refused connections, TLS
-//! failures or 4xx answers).
+//! jitter, `Retry-After`, a cap on attempts (a lower one on attempts that timed out) and on the
+//! total time spent, and which failures are worth another try (connection resets, timeouts, 408,
+//! 429, 5xx — not refused connections, TLS failures, answers that are not HTTP, or 4xx answers).
 
 use std::time::{Duration, SystemTime};
 
@@ -18,6 +18,9 @@ pub struct RetryPolicy {
     pub max_delay: Duration,
     /// No retry starts after this much time has gone by since the first attempt.
     pub max_total: Duration,
+    /// Attempts that may time out: a registry that did not answer within the deadline twice is
+    /// not answering.
+    pub timeout_attempts: u32,
 }
 
 impl Default for RetryPolicy {
@@ -27,16 +30,18 @@ impl Default for RetryPolicy {
             initial: Duration::from_millis(500),
             max_delay: Duration::from_secs(15),
             max_total: Duration::from_secs(120),
+            timeout_attempts: 2,
         }
     }
 }
 
 impl RetryPolicy {
     /// The wait before attempt `attempt + 1` (attempt 1 is the first retry): `initial · 2^(n-1)`,
-    /// ±20 % jitter, at most `max_delay`; `retry_after` (the server's word) wins when given.
+    /// ±20 % jitter, at most `max_delay`; `retry_after` (the server's word) wins when given
+    /// (the caller refuses one longer than what is left of `max_total`).
     pub fn delay(&self, attempt: u32, retry_after: Option<Duration>) -> Duration {
         if let Some(d) = retry_after {
-            return d.min(self.max_delay);
+            return d;
         }
         let exp = self.initial.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
         let jitter = 0.8 + fastrand::f64() * 0.4;
@@ -67,6 +72,9 @@ pub fn retryable_error(e: &reqwest::Error) -> bool {
         "fatal alert",
         "peer is incompatible",
         "peer misbehaved",
+        // A server answering with something that is not HTTP will do so again.
+        "invalid HTTP",
+        "message head is too large",
     ];
     let chain = || std::iter::successors(Some(e as &(dyn std::error::Error + 'static)), |c| c.source());
     if chain().any(|c| {
@@ -102,9 +110,10 @@ fn parse_http_date(s: &str) -> Option<SystemTime> {
     let day: u64 = parts[0].parse().ok()?;
     const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     let month = MONTHS.iter().position(|m| *m == parts[1])? as u64 + 1;
-    let year: u64 = parts[2].parse().ok()?;
+    // IMF-fixdate has a four-digit year; a longer one would overflow the arithmetic below.
+    let year: u64 = parts[2].parse().ok().filter(|y| (1970..=9999).contains(y))?;
     let hms: Vec<u64> = parts[3].split(':').map(|x| x.parse().ok()).collect::<Option<_>>()?;
-    if hms.len() != 3 || !(1..=31).contains(&day) || year < 1970 {
+    if hms.len() != 3 || !(1..=31).contains(&day) || hms[0] > 23 || hms[1] > 59 || hms[2] > 60 {
         return None;
     }
     // Days from the civil date (Howard Hinnant's algorithm).
@@ -132,6 +141,11 @@ mod tests {
         assert_eq!(parse_retry_after("Thu, 01 Jan 1970 00:00:00 GMT", SystemTime::UNIX_EPOCH), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("-1", now), None);
+        // Found by fuzzing: a five-digit year meant a wait of 97,000 years; a huge one overflowed.
+        assert_eq!(parse_retry_after("Sun, 06 Nov 98941 0:49:37 GMT", now), None);
+        assert_eq!(parse_retry_after("Sun, 06 Nov 99999999999999999 0:49:37 GMT", now), None);
+        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 99:49:37 GMT", now), None);
+        assert!(parse_retry_after("Fri, 31 Dec 9999 23:59:59 GMT", now).is_some());
     }
 
     #[test]
@@ -145,7 +159,7 @@ mod tests {
             assert!(p.delay(30, None) <= p.max_delay);
         }
         assert_eq!(p.delay(1, Some(Duration::from_secs(2))), Duration::from_secs(2));
-        assert_eq!(p.delay(1, Some(Duration::from_secs(3600))), p.max_delay);
+        assert_eq!(p.delay(1, Some(Duration::from_secs(60))), Duration::from_secs(60), "the registry's word");
     }
 
     #[test]

@@ -82,11 +82,11 @@ impl RegistryClient {
         let realm_url = Url::parse(realm).map_err(|_| {
             op.error(ErrorKind::Registry, format!("the registry named an invalid token service {realm:?}"))
         })?;
-        let token_op = Op {
-            doing: format!("{} (token service {})", op.doing, realm_url.host_str().unwrap_or("?")),
-            registry: op.registry,
-            repository: op.repository,
-        };
+        let token_op = Op::new(
+            format!("{} (token service {})", op.doing, realm_url.host_str().unwrap_or("?")),
+            op.registry,
+            op.repository,
+        );
         let resp = match cred {
             Credential::IdentityToken(refresh) => {
                 let mut form = Url::parse("http://form/").expect("static URL");
@@ -139,7 +139,7 @@ impl RegistryClient {
         if !status.is_success() {
             return Err(status_error(resp, &token_op).await);
         }
-        let body = resp.bytes().await.map_err(|e| transport_error(e, &token_op))?;
+        let body = resp.bytes().await.map_err(|e| transport_error(e, &token_op, ""))?;
         let v: serde_json::Value = serde_json::from_slice(&body)
             .map_err(|_| token_op.error(ErrorKind::Auth, "the token service did not answer with JSON"))?;
         let value = v

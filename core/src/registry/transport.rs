@@ -1,12 +1,20 @@
 //! HTTP clients per registry host: which roots TLS trusts (the system's, `SSL_CERT_FILE`,
 //! `SSL_CERT_DIR`, docker's `certs.d/<host>/*.crt`), whether plain HTTP may be tried (loopback
-//! hosts and `--insecure-registry`), timeouts, and the check that a `Location` a registry hands
-//! out stays on that registry.
+//! hosts and `--insecure-registry`), the check that a `Location` a registry hands out stays on
+//! that registry, and how long a request may take ([`DEADLINES`]): every request has an overall
+//! deadline that grows with the bytes it moves, a blob transfer that stops moving fails early
+//! ([`Watched`], [`stalled`]), and a request with no answer after a while is logged.
 
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use futures::Stream;
 use reqwest::Url;
+use tokio::time::Instant;
 
 use crate::env::Env;
 use crate::error::{Error, ErrorKind, Result};
@@ -15,6 +23,181 @@ pub const USER_AGENT: &str = concat!("ko/", env!("CARGO_PKG_VERSION"), " (rust)"
 
 /// Docker's per-registry certificate directory.
 pub const DOCKER_CERTS_D: &str = "/etc/docker/certs.d";
+
+/// What a request moves besides headers, which decides how long it may take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Transfer {
+    /// Pings, tokens, HEADs, manifests, mounts: small bodies, if any.
+    #[default]
+    Small,
+    /// A blob of this many bytes going up (the PATCH).
+    Upload(u64),
+    /// A blob of this many bytes coming down.
+    Download(u64),
+    /// Closing the upload of a blob of this many bytes (the PUT `?digest=`, which a registry may
+    /// answer only once it has hashed or moved the blob).
+    Finalize(u64),
+}
+
+/// How long registry requests may take. The README's "Troubleshooting" section states these.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadlines {
+    /// A request that moves no blob: from sending it to having the whole answer.
+    pub request: Duration,
+    /// Blob transfers get `request` plus their size at this rate (bytes per second): a 100 MB
+    /// layer may take 13 minutes on a 1 Mbit/s link.
+    pub min_rate: u64,
+    /// Closing an upload gets `request` plus the blob's size at this rate.
+    pub finalize_rate: u64,
+    /// A request not answered after this long (plus its transfer at `slow_rate`) is logged.
+    pub slow_after: Duration,
+    pub slow_rate: u64,
+    /// A blob transfer that moves fewer than `stall_bytes` in any `stall_window` has stalled,
+    /// whatever its deadline says.
+    pub stall_window: Duration,
+    pub stall_bytes: u64,
+    /// Connecting (TCP and TLS).
+    pub connect: Duration,
+}
+
+/// The deadlines ko uses.
+pub const DEADLINES: Deadlines = Deadlines {
+    request: Duration::from_secs(20),
+    min_rate: 128 * 1024,
+    finalize_rate: 1024 * 1024,
+    slow_after: Duration::from_secs(10),
+    slow_rate: 1024 * 1024,
+    stall_window: Duration::from_secs(30),
+    stall_bytes: 16 * 1024,
+    connect: Duration::from_secs(10),
+};
+
+impl Deadlines {
+    /// The overall deadline of one attempt of a request moving `transfer`.
+    pub fn total(&self, transfer: Transfer) -> Duration {
+        let per_byte = |bytes: u64, rate: u64| Duration::from_secs(bytes.div_ceil(rate.max(1)));
+        match transfer {
+            Transfer::Small => self.request,
+            Transfer::Upload(n) | Transfer::Download(n) => self.request + per_byte(n, self.min_rate),
+            Transfer::Finalize(n) => self.request + per_byte(n, self.finalize_rate),
+        }
+    }
+
+    /// When an attempt still unanswered is worth a log line.
+    pub fn slow(&self, transfer: Transfer) -> Duration {
+        match transfer {
+            Transfer::Upload(n) | Transfer::Download(n) | Transfer::Finalize(n) => {
+                self.slow_after + Duration::from_secs(n.div_ceil(self.slow_rate.max(1)))
+            }
+            Transfer::Small => self.slow_after,
+        }
+    }
+}
+
+/// Bytes moved by a transfer, shared between the body that moves them and [`stalled`].
+#[derive(Clone, Default)]
+pub struct Moved(Arc<AtomicU64>);
+
+impl Moved {
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// Resolves once `moved` grows by fewer than `stall_bytes` within one `stall_window` (checked
+/// every second), with the number of seconds it has been stuck; never, while data flows or once
+/// all `size` bytes moved (then the request's deadline rules). Raced against an upload, whose
+/// body hyper stops reading once the socket stops draining.
+pub async fn stalled(moved: &Moved, size: u64, deadlines: &Deadlines) -> u64 {
+    let mut window = (Instant::now(), moved.get());
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = moved.get();
+        if now >= size {
+            std::future::pending::<()>().await;
+        }
+        if now.saturating_sub(window.1) >= deadlines.stall_bytes {
+            window = (Instant::now(), now);
+        } else if window.0.elapsed() >= deadlines.stall_window {
+            return window.0.elapsed().as_secs();
+        }
+    }
+}
+
+/// A downloaded body that fails once it moves fewer than `stall_bytes` in a `stall_window`
+/// (a registry trickling bytes, or gone silent), or runs past its deadline.
+pub struct Watched<S> {
+    inner: S,
+    what: String,
+    deadlines: Deadlines,
+    window: (Instant, u64),
+    moved: u64,
+    deadline: Instant,
+    tick: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl<S> Watched<S> {
+    /// `inner`, which must end within `total`; `what` names it in errors.
+    pub fn new(inner: S, what: String, total: Duration, deadlines: Deadlines) -> Self {
+        let now = Instant::now();
+        Watched {
+            inner,
+            what,
+            deadlines,
+            window: (now, 0),
+            moved: 0,
+            deadline: now + total,
+            tick: Box::pin(tokio::time::sleep(Duration::from_secs(1))),
+        }
+    }
+}
+
+impl<S, B, E> Stream for Watched<S>
+where
+    S: Stream<Item = std::result::Result<B, E>> + Unpin,
+    B: AsRef<[u8]>,
+    E: Into<std::io::Error>,
+{
+    type Item = std::io::Result<B>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        match Pin::new(&mut this.inner).poll_next(cx) {
+            Poll::Ready(Some(Ok(chunk))) => {
+                this.moved += chunk.as_ref().len() as u64;
+                return Poll::Ready(Some(Ok(chunk)));
+            }
+            Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Pending => {}
+        }
+        // Waiting for data: check the clock every second.
+        while this.tick.as_mut().poll(cx).is_ready() {
+            let now = Instant::now();
+            if now >= this.deadline {
+                let e = format!("{}: not complete within its deadline", this.what);
+                return Poll::Ready(Some(Err(std::io::Error::new(std::io::ErrorKind::TimedOut, e))));
+            }
+            if this.moved - this.window.1 >= this.deadlines.stall_bytes {
+                this.window = (now, this.moved);
+            } else if now - this.window.0 >= this.deadlines.stall_window {
+                let e = format!(
+                    "{}: stalled (less than {} KiB in {} s)",
+                    this.what,
+                    this.deadlines.stall_bytes / 1024,
+                    (now - this.window.0).as_secs()
+                );
+                return Poll::Ready(Some(Err(std::io::Error::new(std::io::ErrorKind::TimedOut, e))));
+            }
+            this.tick.as_mut().reset(now + Duration::from_secs(1));
+        }
+        Poll::Pending
+    }
+}
 
 /// `host` of `host[:port]` (brackets of an IPv6 literal removed).
 pub fn host_of(registry: &str) -> &str {
@@ -108,8 +291,7 @@ pub fn http_client(
     }
     reqwest::Client::builder()
         .user_agent(USER_AGENT)
-        .connect_timeout(Duration::from_secs(30))
-        .read_timeout(Duration::from_secs(300))
+        .connect_timeout(DEADLINES.connect)
         .pool_idle_timeout(Duration::from_secs(60))
         .tls_certs_merge(roots)
         .tls_danger_accept_invalid_certs(insecure)
@@ -170,6 +352,71 @@ mod tests {
         assert!(checked_location(&local, "http://127.0.0.1:5001/v2/x").is_err());
         let err = checked_location(&base, "https://u:p@evil.example.com/").unwrap_err();
         assert!(!err.contains("u:p"), "{err}");
+    }
+
+    #[test]
+    fn deadlines_grow_with_the_bytes_moved() {
+        let d = DEADLINES;
+        assert_eq!(d.total(Transfer::Small), Duration::from_secs(20));
+        assert_eq!(d.total(Transfer::Upload(100 << 20)), Duration::from_secs(20 + 800), "100 MiB at 128 KiB/s");
+        assert_eq!(d.total(Transfer::Download(1)), Duration::from_secs(21));
+        assert_eq!(d.total(Transfer::Finalize(100 << 20)), Duration::from_secs(120));
+        assert_eq!(d.slow(Transfer::Small), Duration::from_secs(10));
+        assert_eq!(d.slow(Transfer::Upload(50 << 20)), Duration::from_secs(60));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_transfer_that_stops_moving_has_stalled() {
+        let d = Deadlines { stall_window: Duration::from_secs(30), stall_bytes: 100, ..DEADLINES };
+        let moved = Moved::default();
+        let feeder = {
+            let moved = moved.clone();
+            async move {
+                // Flowing for 60 s, then 1 byte a second: under 100 per window.
+                for _ in 0..60 {
+                    moved.add(1000);
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                loop {
+                    moved.add(1);
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        };
+        let start = tokio::time::Instant::now();
+        let stuck = tokio::select! { s = stalled(&moved, u64::MAX, &d) => s, _ = feeder => unreachable!() };
+        assert!(stuck >= 30, "{stuck}");
+        let took = start.elapsed().as_secs();
+        assert!((88..=92).contains(&took), "detected at {took} s, 30 s after the flow stopped");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_trickling_download_fails() {
+        let d = Deadlines { stall_window: Duration::from_secs(30), stall_bytes: 100, ..DEADLINES };
+        // One byte every 20 s.
+        let trickle = futures::stream::unfold((), |()| async {
+            tokio::time::sleep(Duration::from_secs(20)).await;
+            Some((Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"x")), ()))
+        });
+        let mut watched = Watched::new(Box::pin(trickle), "GET /v2/x/blobs/y".into(), Duration::from_secs(3600), d);
+        let start = tokio::time::Instant::now();
+        let err = loop {
+            match futures::StreamExt::next(&mut watched).await {
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => break e,
+                None => unreachable!(),
+            }
+        };
+        assert!(err.to_string().contains("GET /v2/x/blobs/y: stalled"), "{err}");
+        assert!(start.elapsed() <= Duration::from_secs(32), "{:?}", start.elapsed());
+        let mut late = Watched::new(
+            Box::pin(futures::stream::pending::<std::io::Result<bytes::Bytes>>()),
+            "GET x".into(),
+            Duration::from_secs(5),
+            DEADLINES,
+        );
+        let e = futures::StreamExt::next(&mut late).await.unwrap().unwrap_err();
+        assert!(e.to_string().contains("not complete within its deadline"), "{e}");
     }
 
     #[test]

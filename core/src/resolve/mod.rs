@@ -100,7 +100,12 @@ fn collect_dir(dir: &Path, recursive: bool, out: &mut Vec<PathBuf>, seen: &mut H
                 collect_dir(&path, recursive, out, seen)?;
             }
         } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml" || e == "json") {
-            out.push(path);
+            // A FIFO or socket named like YAML would block the read: only files are taken.
+            if path.is_file() {
+                out.push(path);
+            } else {
+                tracing::warn!("skipping {}: not a regular file", path.display());
+            }
         }
     }
     Ok(())

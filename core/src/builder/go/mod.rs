@@ -30,6 +30,7 @@ use crate::image::{Artifact, Image};
 use compile::Wanted;
 use layers::{APP_DIR, LayerContext, Parts};
 use plan::Plan;
+pub(crate) use toolchain::reject_toolexec;
 use toolchain::{Listed, Package, Toolchain};
 
 /// Arguments per `go list` run (well below any command-line length limit).
@@ -173,11 +174,24 @@ impl GoBuilder {
 impl Builder for GoBuilder {
     async fn qualify(&self, import_paths: &[&str]) -> Result<Vec<Result<String>>> {
         let args: Vec<&str> = import_paths.iter().map(|ip| ip.strip_prefix("ko://").unwrap_or(ip)).collect();
-        let valid = |arg: &&str| !arg.is_empty() && !arg.starts_with('-') && !arg.contains("...");
+        let is_file = |arg: &str| arg.ends_with(".go") && self.settings.working_dir.join(arg).is_file();
+        let valid = |arg: &&str| !arg.is_empty() && !arg.starts_with('-') && !arg.contains("...") && !is_file(arg);
         let listable: Vec<&str> = args.iter().copied().filter(valid).collect();
         let mut listed = self.packages(&listable).await?.into_iter();
         let mut out = Vec::with_capacity(args.len());
         for (import_path, arg) in import_paths.iter().zip(&args) {
+            if is_file(arg) {
+                let dir = match std::path::Path::new(arg).parent().map(|p| p.to_string_lossy().into_owned()) {
+                    Some(d) if d.is_empty() || d == "." => ".".to_string(),
+                    Some(d) if d.starts_with('.') || d.starts_with('/') => d,
+                    Some(d) => format!("./{d}"),
+                    None => ".".to_string(),
+                };
+                out.push(Err(Error::invalid(format!(
+                    "{import_path} is a Go file: ko builds packages, so name its directory ({dir}) or its import path"
+                ))));
+                continue;
+            }
             if !valid(arg) {
                 out.push(Err(Error::invalid(format!(
                     "{import_path:?} is not an import path of one package (e.g. ./cmd/server or example.com/app/cmd/server)"
@@ -187,7 +201,10 @@ impl Builder for GoBuilder {
             out.push(match listed.next().flatten() {
                 None => Err(Error::not_found(format!("{import_path}: go list found no such package"))),
                 Some(pkg) => match &pkg.error {
-                    Some(e) => Err(Error::not_found(format!("{import_path}: {}", e.err.trim()))),
+                    Some(e) => Err(Error::not_found(format!(
+                        "{import_path}: {}; name a main package of the module ko runs in (e.g. ./cmd/app) or its full import path",
+                        e.err.trim()
+                    ))),
                     None if pkg.name != "main" => Err(Error::invalid(format!(
                         "{import_path} is not a main package (it is package {}): ko builds commands, so name a package that declares `package main`",
                         pkg.name

@@ -202,28 +202,30 @@ impl Toolchain {
 
     /// The environment of `go build` for `platform`: ko's defaults, then the session's
     /// environment, then the build's own `env` (or `defaultEnv`), the last of each name winning,
-    /// as upstream. (`GOTMPDIR`, inside ko's working directory, is added per run.)
+    /// as upstream. (`GOTMPDIR`, inside ko's working directory, is added per run.) What would
+    /// build for another platform than the image is labelled with (`GOOS=windows` in a build's
+    /// env, `GOARCH` alone in the environment) is refused, saying how to choose platforms.
     pub fn build_env(&self, platform: &Platform, build_env: &[String]) -> Result<Vec<(OsString, OsString)>> {
-        let mut env: Vec<(OsString, OsString)> = vec![
-            ("CGO_ENABLED".into(), "0".into()),
-            ("GOOS".into(), platform.os.clone().into()),
-            ("GOARCH".into(), platform.architecture.clone().into()),
-        ];
-        match (platform.architecture.as_str(), platform.variant.as_deref()) {
-            ("arm", Some(v)) => {
-                let n: u32 = v.trim_start_matches('v').parse().unwrap_or(7);
-                env.push(("GOARM".into(), n.clamp(5, 7).to_string().into()));
-            }
-            ("amd64", Some(v)) => env.push(("GOAMD64".into(), v.into())),
-            _ => {}
-        }
-        let session = self.env.vars().map(|(k, v)| Ok((k.to_owned(), v.to_owned())));
+        let mut wanted: Vec<(&str, String)> =
+            vec![("GOOS", platform.os.clone()), ("GOARCH", platform.architecture.clone())];
+        wanted.extend(platform.go_variant());
+        let mut env: Vec<(OsString, OsString)> = vec![("CGO_ENABLED".into(), "0".into())];
+        env.extend(wanted.iter().map(|(k, v)| (OsString::from(k), OsString::from(v))));
+        let session = self.env.vars().map(|(k, v)| Ok((k.to_owned(), v.to_owned(), "the environment")));
         let configured = build_env.iter().map(|e| match e.split_once('=') {
-            Some((k, v)) => Ok((OsString::from(k), OsString::from(v))),
+            Some((k, v)) => Ok((OsString::from(k), OsString::from(v), "the build's env in .ko.yaml")),
             None => Err(Error::config(format!("build env entry {e:?} in .ko.yaml is not KEY=VALUE"))),
         });
-        for pair in session.chain(configured) {
-            let (k, v) = pair?;
+        for entry in session.chain(configured) {
+            let (k, v, whence) = entry?;
+            if let Some((name, value)) = wanted.iter().find(|(name, _)| k == *name)
+                && v != value.as_str()
+            {
+                return Err(Error::config(format!(
+                    "{name}={} in {whence} would build for another platform than {platform}, which ko labels the image with; remove {name} from {whence} and choose platforms with --platform or defaultPlatforms (e.g. linux/arm64, or all)",
+                    v.to_string_lossy()
+                )));
+            }
             env.retain(|(ek, _)| ek != &k);
             env.push((k, v));
         }
