@@ -118,7 +118,11 @@ impl FileCaps {
                 }
             }
         }
-        Ok((permitted != 0 || inheritable != 0).then_some(FileCaps { permitted, inheritable, effective: effective != 0 }))
+        Ok((permitted != 0 || inheritable != 0).then_some(FileCaps {
+            permitted,
+            inheritable,
+            effective: effective != 0,
+        }))
     }
 
     /// The `security.capability` attribute: `magic_etc` (revision 2, plus the effective flag),

@@ -81,6 +81,8 @@ pub struct BuildConfig {
     pub linux_capabilities: Vec<String>,
     /// Image settings for this build, over the defaults.
     pub image: ImageConfig,
+    /// Its place in `builds:` (upstream's id when it has none is `#<index>`).
+    pub index: usize,
     /// `builds[N] (id …)` and where the entry starts, for messages.
     pub name: String,
     pub at: String,
@@ -159,8 +161,19 @@ const BUILD: &[Field] = &[
 ];
 
 /// GoReleaser build settings upstream leaves out of its `builds:` (`pkg/build/config.go`).
-const GORELEASER_ONLY: &[&str] =
-    &["goos", "goarch", "goarm", "gomips", "targets", "binary", "lang", "asmflags", "gcflags", "mod_timestamp", "gobinary"];
+const GORELEASER_ONLY: &[&str] = &[
+    "goos",
+    "goarch",
+    "goarm",
+    "gomips",
+    "targets",
+    "binary",
+    "lang",
+    "asmflags",
+    "gcflags",
+    "mod_timestamp",
+    "gobinary",
+];
 
 impl KoConfig {
     /// Loads `.ko.yaml` from `config_path` (a file or a directory holding `.ko.yaml`), else
@@ -222,7 +235,10 @@ impl KoConfig {
                 }
             }
             _ if root.is_null() => {}
-            _ => d.warn(&root, format!("expected a map of settings (e.g. `{}`), found {}", TOP[0].example, root.describe())),
+            _ => d.warn(
+                &root,
+                format!("expected a map of settings (e.g. `{}`), found {}", TOP[0].example, root.describe()),
+            ),
         }
         config.diagnostics = d.diagnostics;
         Ok(config)
@@ -242,13 +258,14 @@ impl KoConfig {
                 Shape::Str => scalar(&text, false),
                 Shape::Bool => scalar(&text, true),
                 Shape::List(split) => {
-                    let seps: &[char] = if split == Split::Commas { &[',', ' ', '\t', '\n'] } else { &[' ', '\t', '\n'] };
+                    let seps: &[char] =
+                        if split == Split::Commas { &[',', ' ', '\t', '\n'] } else { &[' ', '\t', '\n'] };
                     let items = text.split(seps).filter(|s| !s.is_empty()).map(|s| scalar(s, false)).collect();
                     at(Value::Seq(items))
                 }
                 Shape::Map if !text.trim_start().starts_with('{') => {
                     let mut entries = Vec::new();
-                    for pair in super::settings::parse_pairs(&[text.clone()], &var)? {
+                    for pair in super::settings::parse_pairs(std::slice::from_ref(&text), &var)? {
                         entries.push((scalar(&pair.0, false), scalar(&pair.1, false)));
                     }
                     at(Value::Map(entries))
@@ -304,7 +321,9 @@ impl KoConfig {
     /// or under `KO_STRICT_CONFIG=1` an error.
     pub fn report(&self, problem: String) -> Result<()> {
         if self.strict_config {
-            return Err(Error::config(format!("{problem} (KO_STRICT_CONFIG is set: fix this, or unset it to only warn)")));
+            return Err(Error::config(format!(
+                "{problem} (KO_STRICT_CONFIG is set: fix this, or unset it to only warn)"
+            )));
         }
         tracing::warn!("{problem}");
         Ok(())
@@ -444,7 +463,10 @@ impl Decoder {
                         Value::Scalar(s) if !item.is_null() => out.push(s.text.clone()),
                         _ => {
                             let found = item.describe();
-                            self.warn(item, format!("{path}: list entries must be strings, found {found}; ignoring it"));
+                            self.warn(
+                                item,
+                                format!("{path}: list entries must be strings, found {found}; ignoring it"),
+                            );
                         }
                     }
                 }
@@ -514,7 +536,10 @@ impl Decoder {
         for (i, item) in items.iter().enumerate() {
             let Value::Map(entries) = &item.value else {
                 let found = item.describe();
-                self.warn(item, format!("builds[{i}]: expected a map (e.g. `- main: ./cmd/server`), found {found}; ignoring it"));
+                self.warn(
+                    item,
+                    format!("builds[{i}]: expected a map (e.g. `- main: ./cmd/server`), found {found}; ignoring it"),
+                );
                 continue;
             };
             // The id names the entry in messages about its other keys, wherever it is written.
@@ -528,7 +553,13 @@ impl Decoder {
                 Some(id) => format!("builds[{i}] (id {id})"),
                 None => format!("builds[{i}]"),
             };
-            let mut b = BuildConfig { name: name.clone(), at: self.at(item), main_at: self.at(item), ..Default::default() };
+            let mut b = BuildConfig {
+                index: i,
+                name: name.clone(),
+                at: self.at(item),
+                main_at: self.at(item),
+                ..Default::default()
+            };
             for (key, value) in entries {
                 let Some(f) = self.key(key, BUILD, Some(&name)) else { continue };
                 let path = format!("{name}.{}", f.name);
@@ -586,10 +617,8 @@ impl Decoder {
 /// be what was meant.
 fn nearest<'a>(wrong: &str, names: &[&'a str]) -> Option<&'a str> {
     let wrong = wrong.to_ascii_lowercase();
-    let (best, distance) = names
-        .iter()
-        .map(|n| (*n, edit_distance(&wrong, &n.to_ascii_lowercase())))
-        .min_by_key(|(_, d)| *d)?;
+    let (best, distance) =
+        names.iter().map(|n| (*n, edit_distance(&wrong, &n.to_ascii_lowercase()))).min_by_key(|(_, d)| *d)?;
     let contains = best.to_ascii_lowercase().contains(&wrong) || wrong.contains(&best.to_ascii_lowercase());
     (distance <= (best.len() / 3).max(2) || (contains && wrong.len() >= 3)).then_some(best)
 }
@@ -666,7 +695,10 @@ mod tests {
         assert_eq!(b.env, ["B=2"]);
         assert_eq!(b.labels, [("tier".to_string(), "x".to_string())]);
         assert_eq!(b.annotations, [("note".to_string(), "hi".to_string())]);
-        assert_eq!((b.user.as_deref(), b.args.as_slice(), b.entrypoint.as_slice()), (Some("1000"), &["serve".to_string()][..], &["--json".to_string()][..]));
+        assert_eq!(
+            (b.user.as_deref(), b.args.as_slice(), b.entrypoint.as_slice()),
+            (Some("1000"), &["serve".to_string()][..], &["--json".to_string()][..])
+        );
     }
 
     #[test]
@@ -687,7 +719,9 @@ mod tests {
     /// Issue 14's cases: each names the key, the place and the shape expected, with an example.
     #[test]
     fn wrong_types_name_key_place_and_shape() {
-        let c = parse("defaultPlatforms: 5\nbaseImageOverrides:\n- a\nbuilds:\n- id: x\n  ldflags: {a: 1}\nstrict: maybe\n");
+        let c = parse(
+            "defaultPlatforms: 5\nbaseImageOverrides:\n- a\nbuilds:\n- id: x\n  ldflags: {a: 1}\nstrict: maybe\n",
+        );
         assert_eq!(
             c.diagnostics,
             [
@@ -701,8 +735,16 @@ mod tests {
         let c = parse("- just\n- a list\n");
         assert!(c.diagnostics[0].starts_with("/x/.ko.yaml:1:1: expected a map of settings"), "{:?}", c.diagnostics);
         let c = parse("builds: [./cmd/x]\ndefaultEnv: [[A]]\n");
-        assert!(c.diagnostics[0].contains("builds[0]: expected a map (e.g. `- main: ./cmd/server`), found a string"), "{:?}", c.diagnostics);
-        assert!(c.diagnostics[1].contains("defaultEnv: list entries must be strings, found a list"), "{:?}", c.diagnostics);
+        assert!(
+            c.diagnostics[0].contains("builds[0]: expected a map (e.g. `- main: ./cmd/server`), found a string"),
+            "{:?}",
+            c.diagnostics
+        );
+        assert!(
+            c.diagnostics[1].contains("defaultEnv: list entries must be strings, found a list"),
+            "{:?}",
+            c.diagnostics
+        );
     }
 
     #[test]
@@ -738,7 +780,12 @@ mod tests {
         assert!(err.contains("KO_CONFIG_PATH or config_path="), "{err}");
         let env = Env::from_map([("KO_STRICT", "maybe")]);
         let c = KoConfig::load(None, dir.path(), &env, "config_path").unwrap();
-        assert_eq!(c.diagnostics, ["KO_STRICT: strict: expected true or false, e.g. `strict: false`; found a string (\"maybe\"); ignoring it"]);
+        assert_eq!(
+            c.diagnostics,
+            [
+                "KO_STRICT: strict: expected true or false, e.g. `strict: false`; found a string (\"maybe\"); ignoring it"
+            ]
+        );
     }
 
     #[test]
@@ -750,7 +797,10 @@ mod tests {
         let env = Env::from_map([("KO_STRICT_CONFIG", "1")]);
         let err = KoConfig::load(None, dir.path(), &env, "config_path").unwrap_err();
         assert_eq!(err.kind(), crate::ErrorKind::Config);
-        assert!(err.to_string().contains(".ko.yaml:1:1: unknown key \"defaultBaseImag\" (did you mean defaultBaseImage?)"), "{err}");
+        assert!(
+            err.to_string().contains(".ko.yaml:1:1: unknown key \"defaultBaseImag\" (did you mean defaultBaseImage?)"),
+            "{err}"
+        );
         assert!(err.to_string().contains("KO_STRICT_CONFIG is set"), "{err}");
     }
 
@@ -760,7 +810,11 @@ mod tests {
         assert!(err.to_string().starts_with("/x/.ko.yaml:"), "{err}");
         let c = parse("defaultPlatforms: {a: 1}\ndefaultPlatforms: [linux/arm64]\n");
         assert!(c.diagnostics[0].starts_with("/x/.ko.yaml:1:19: defaultPlatforms: expected"), "{:?}", c.diagnostics);
-        assert!(c.diagnostics[1].contains("defaultPlatforms is set twice (first at /x/.ko.yaml:1:1)"), "{:?}", c.diagnostics);
+        assert!(
+            c.diagnostics[1].contains("defaultPlatforms is set twice (first at /x/.ko.yaml:1:1)"),
+            "{:?}",
+            c.diagnostics
+        );
         assert_eq!(c.default_platforms, ["linux/arm64"]);
     }
 

@@ -22,6 +22,7 @@ use tokio::sync::{Mutex, OnceCell, Semaphore};
 
 use super::Builder;
 use super::base::BaseResolver;
+use crate::builder::kodata::Layout;
 use crate::cache::Cache;
 use crate::config::{BuildConfig, Settings};
 use crate::error::{Error, Result};
@@ -133,23 +134,27 @@ impl GoBuilder {
     }
 
     /// The images of `plan`, once `binaries` (one per target, in order) are built.
-    async fn assemble(&self, plan: Plan, binaries: Vec<std::path::PathBuf>) -> Result<Artifact> {
+    async fn assemble(&self, mut plan: Plan, binaries: Vec<std::path::PathBuf>) -> Result<Artifact> {
         let app_path = format!("{APP_DIR}/{}", layers::app_filename(&plan.import_path));
-        let mut children = Vec::with_capacity(plan.targets.len());
-        for (target, binary) in plan.targets.into_iter().zip(binaries) {
+        let targets = std::mem::take(&mut plan.targets);
+        let mut children = Vec::with_capacity(targets.len());
+        for (target, binary) in targets.into_iter().zip(binaries) {
             let dir = binary.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
-            let binary_layer = self.layer_context(&plan.tmp).binary(binary.clone(), app_path.clone(), &dir).await?;
+            let layout = Layout::for_os(&target.platform.os);
+            let binary_layer =
+                self.layer_context(&plan.tmp).binary(binary.clone(), app_path.clone(), layout, plan.caps, &dir).await?;
             if !binary_layer.cached {
                 // The binary is in the layer file now, which is what publishers read.
                 let _ = std::fs::remove_file(&binary);
             }
             let parts = Parts {
                 import_path: &plan.import_path,
-                platform: target.platform.to_string(),
+                platform: &target.platform,
                 app_path: &app_path,
-                kodata: &plan.kodata,
+                kodata: plan.kodata_for(&target.platform),
                 binary: &binary_layer,
                 base_annotations: target.base_annotations,
+                image: &plan.image,
             };
             let image: Image = layers::assemble(target.base, parts, &self.settings.build, &self.events)?;
             children.push((target.template, image));
