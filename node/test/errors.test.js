@@ -127,9 +127,8 @@ test('KO_CANCELLED: an already aborted signal', async () => {
   assert.equal(e.cause, 'no')
 })
 
-test('KO_UNSUPPORTED: publishing to the Docker daemon', async () => {
-  await rejectsWith(ko.build('./cmd/hello', { local: true, workingDir: app }), 'KO_UNSUPPORTED', /not supported by this version of ko yet.*ociLayoutPath/)
-  await rejectsWith(ko.build('./cmd/hello', { sbom: 'spdx', dockerRepo: unreachable, workingDir: app }), 'KO_UNSUPPORTED', /SBOM/)
+test('KO_UNSUPPORTED: loading into kind', async () => {
+  await rejectsWith(ko.build('./cmd/hello', { dockerRepo: 'kind.local', workingDir: app }), 'KO_UNSUPPORTED', /dockerRepo "kind.local": loading images into kind.*local\) and then run `kind load docker-image/)
 })
 
 test('KO_INTERNAL: a panic in ko becomes a rejection, and node goes on', async () => {

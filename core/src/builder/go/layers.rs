@@ -355,7 +355,7 @@ pub fn make_index(
         manifests,
         annotations: (!annotations.is_empty()).then(|| annotations.into_iter().collect()),
     };
-    Ok(Index { media_type: media_type.to_string(), manifest: RawJson::encode(&index)?, images })
+    Ok(Index { media_type: media_type.to_string(), manifest: RawJson::encode(&index)?, images, sbom: None })
 }
 
 #[cfg(test)]
