@@ -2,8 +2,8 @@
 //! call: a plan of what to make ([`plan`]: base, platforms, kodata), the binaries ([`compile`]:
 //! one `go build` for every group that shares flags and platform), and the images ([`layers`]:
 //! the kodata and binary layers appended to the base and the config edited, exactly as
-//! upstream's `gobuild` does). `jobs` bounds concurrent `go build`s (and `go list`s) across
-//! everything this builder does.
+//! upstream's `gobuild` does), each image (and index) with its SBOM when SBOMs are on. `jobs`
+//! bounds concurrent `go build`s (and `go list`s) across everything this builder does.
 //!
 //! - [`toolchain`]: the `go` commands and their environment;
 //! - [`flags`]: `builds:` entries, flags and ldflags, templating.
