@@ -102,7 +102,7 @@ pub fn parse(text: &str, name: &str) -> Result<Option<Node>> {
     for item in Parser::new_from_str(text) {
         let (event, span) = item.map_err(|e| {
             let m = e.marker();
-            Error::config(format!("{name}:{}:{}: invalid YAML: {}", m.line(), m.col() + 1, e.info()))
+            Error::config(format!("{name}:{}:{}: invalid YAML: {}", m.line(), m.col() + 1, e.info())).with_source(e.clone())
         })?;
         let (line, column) = (span.start.line(), span.start.col() + 1);
         let at = |value| Node { value, line, column };
