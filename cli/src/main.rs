@@ -98,9 +98,12 @@ struct BuildFlags {
     /// User the image runs as (config User).
     #[arg(long)]
     image_user: Option<String>,
-    /// SBOM to generate: only `none` is supported by this version.
+    /// SBOM to generate and attach to each image: spdx (default) or none.
     #[arg(long)]
     sbom: Option<String>,
+    /// Also write each SBOM into this directory (<app>-<os>-<arch>.spdx.json, <app>-index.spdx.json).
+    #[arg(long)]
+    sbom_dir: Option<PathBuf>,
     /// How ko's layers are compressed: gzip (default) or zstd.
     #[arg(long)]
     layer_compression: Option<String>,
@@ -154,6 +157,7 @@ fn options(build: BuildFlags, publish: PublishFlags) -> ko_core::Options {
         image_annotations: ko_core::KeyValues::flags(build.image_annotations),
         image_user: build.image_user,
         sbom: build.sbom,
+        sbom_dir: build.sbom_dir,
         layer_compression: build.layer_compression,
         tags: publish.tags,
         tag_only: publish.tag_only,

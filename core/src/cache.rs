@@ -12,6 +12,8 @@
 //!   made from (a binary's Go build ID, a kodata tree's names, sizes and times) and how.
 //! - `list/<sha256 of the key>.json`: what `go list` said a path names, with the state of the
 //!   package's files then (reused only while they are unchanged).
+//! - `binfo/<sha256 of the key>.json`: what a binary's embedded build information and SHA-256
+//!   are (for its SBOM), by its Go build ID, so an unchanged binary is not read again.
 //! - `blobs/sha256/<hex>`: manifests and configs of base images, by digest.
 //! - `tmp/`: each build's working directory (on the same file system as `bin/`, so that `go`
 //!   moves its output into place with a rename and a build can hard-link its copy).
@@ -176,6 +178,16 @@ impl Cache {
     /// Remembers the digests of the layer made as `key` says.
     pub fn put_layer(&self, key: &str, d: &LayerDigests) {
         self.put("layers", key, d);
+    }
+
+    /// The SBOM facts of the binary `key` names, if known and intact.
+    pub fn binary_info(&self, key: &str) -> Option<crate::sbom::BinaryInfo> {
+        self.get("binfo", key)
+    }
+
+    /// Remembers the SBOM facts of the binary `key` names.
+    pub fn put_binary_info(&self, key: &str, info: &crate::sbom::BinaryInfo) {
+        self.put("binfo", key, info);
     }
 
     /// A `go list` result stored under `key`, if intact.

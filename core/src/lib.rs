@@ -30,6 +30,7 @@ pub mod process;
 pub mod publish;
 pub mod registry;
 pub mod resolve;
+pub mod sbom;
 mod session;
 
 pub use cancel::CancelToken;

@@ -464,7 +464,12 @@ fn make_publisher(
     if publish.local {
         sinks.push(Arc::new(DaemonPublisher::new(engine, destination.clone(), settings.option("platforms"))));
     } else if publish.push {
-        sinks.push(Arc::new(RegistryPublisher::new(registry, destination.clone(), events.clone())));
+        sinks.push(Arc::new(RegistryPublisher::new(
+            registry,
+            destination.clone(),
+            publish.sbom_repository.clone(),
+            events.clone(),
+        )));
     }
     match sinks.len() {
         0 => Arc::new(NopPublisher { destination }),

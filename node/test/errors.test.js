@@ -130,8 +130,8 @@ test('KO_CANCELLED: an already aborted signal', async () => {
   assert.equal(e.cause, 'no')
 })
 
-test('KO_UNSUPPORTED: kind.local', async () => {
-  await rejectsWith(ko.build('./cmd/hello', { dockerRepo: 'kind.local', workingDir: app }), 'KO_UNSUPPORTED', /kind load docker-image/)
+test('KO_UNSUPPORTED: loading into kind', async () => {
+  await rejectsWith(ko.build('./cmd/hello', { dockerRepo: 'kind.local', workingDir: app }), 'KO_UNSUPPORTED', /dockerRepo "kind.local": loading images into kind.*local\) and then run `kind load docker-image/)
 })
 
 test('KO_INTERNAL: a panic in ko becomes a rejection, and node goes on', async () => {

@@ -64,8 +64,10 @@ export interface Options {
   imageRefs?: string
   /** Concurrent builds (0 or unset: the number of CPUs). */
   jobs?: number
-  /** SBOM kind: `none` only, for now. */
-  sbom?: string
+  /** SBOM kind: `spdx` (the default: an SPDX SBOM attached to each image) or `none`. */
+  sbom?: 'spdx' | 'none'
+  /** Also write each SBOM into this directory (`<app>-<os>-<arch>.spdx.json`, `<app>-index.spdx.json`). */
+  sbomDir?: string
   /** Config labels: `{key: value}` or `key=value` strings. */
   imageLabels?: Record<string, string> | string | string[]
   /** Manifest (and index) annotations: `{key: value}` or `key=value` strings. */

@@ -84,6 +84,7 @@ def resolve(
     image_refs: StrPath | None = None,
     jobs: int | None = None,
     sbom: str | None = None,
+    sbom_dir: StrPath | None = None,
     image_labels: Mapping[str, str] | Sequence[str] | None = None,
     image_annotations: Mapping[str, str] | Sequence[str] | None = None,
     image_user: str | None = None,
@@ -119,7 +120,8 @@ def resolve(
         insecure_registry: allow plain HTTP and unverified TLS.
         oci_layout_path, tarball, image_refs: also write an OCI layout / a tarball / the references.
         jobs: concurrent ``go build`` runs (default: number of CPUs).
-        sbom: only ``"none"`` is supported.
+        sbom: ``"spdx"`` (default: an SPDX SBOM attached to each image) or ``"none"``.
+        sbom_dir: also write each SBOM into this directory (``--sbom-dir``).
         image_labels, image_annotations: ``{key: value}`` or ``"key=value"`` strings.
         image_user: config ``User``.
         ldflags: linker flags (joined with spaces).
@@ -155,6 +157,7 @@ def resolve_string(
     image_refs: StrPath | None = None,
     jobs: int | None = None,
     sbom: str | None = None,
+    sbom_dir: StrPath | None = None,
     image_labels: Mapping[str, str] | Sequence[str] | None = None,
     image_annotations: Mapping[str, str] | Sequence[str] | None = None,
     image_user: str | None = None,
@@ -186,7 +189,8 @@ def resolve_string(
         insecure_registry: allow plain HTTP and unverified TLS.
         oci_layout_path, tarball, image_refs: also write an OCI layout / a tarball / the references.
         jobs: concurrent ``go build`` runs (default: number of CPUs).
-        sbom: only ``"none"`` is supported.
+        sbom: ``"spdx"`` (default: an SPDX SBOM attached to each image) or ``"none"``.
+        sbom_dir: also write each SBOM into this directory (``--sbom-dir``).
         image_labels, image_annotations: ``{key: value}`` or ``"key=value"`` strings.
         image_user: config ``User``.
         ldflags: linker flags (joined with spaces).
@@ -220,6 +224,7 @@ def build(
     image_refs: StrPath | None = None,
     jobs: int | None = None,
     sbom: str | None = None,
+    sbom_dir: StrPath | None = None,
     image_labels: Mapping[str, str] | Sequence[str] | None = None,
     image_annotations: Mapping[str, str] | Sequence[str] | None = None,
     image_user: str | None = None,
@@ -249,7 +254,8 @@ def build(
         insecure_registry: allow plain HTTP and unverified TLS.
         oci_layout_path, tarball, image_refs: also write an OCI layout / a tarball / the references.
         jobs: concurrent ``go build`` runs (default: number of CPUs).
-        sbom: only ``"none"`` is supported.
+        sbom: ``"spdx"`` (default: an SPDX SBOM attached to each image) or ``"none"``.
+        sbom_dir: also write each SBOM into this directory (``--sbom-dir``).
         image_labels, image_annotations: ``{key: value}`` or ``"key=value"`` strings.
         image_user: config ``User``.
         ldflags: linker flags (joined with spaces).
@@ -292,6 +298,7 @@ def apply(
     image_refs: StrPath | None = None,
     jobs: int | None = None,
     sbom: str | None = None,
+    sbom_dir: StrPath | None = None,
     image_labels: Mapping[str, str] | Sequence[str] | None = None,
     image_annotations: Mapping[str, str] | Sequence[str] | None = None,
     image_user: str | None = None,
@@ -335,6 +342,7 @@ def create(
     image_refs: StrPath | None = None,
     jobs: int | None = None,
     sbom: str | None = None,
+    sbom_dir: StrPath | None = None,
     image_labels: Mapping[str, str] | Sequence[str] | None = None,
     image_annotations: Mapping[str, str] | Sequence[str] | None = None,
     image_user: str | None = None,

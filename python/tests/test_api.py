@@ -15,7 +15,7 @@ STUB = Path(ko.__file__).with_name("_ko.pyi")
 OPTIONS = [
     "docker_repo", "base_image", "platforms", "tags", "tag_only", "push", "local",
     "preserve_import_paths", "base_import_paths", "bare", "insecure_registry", "oci_layout_path",
-    "tarball", "image_refs", "jobs", "sbom", "image_labels", "image_annotations", "image_user",
+    "tarball", "image_refs", "jobs", "sbom", "sbom_dir", "image_labels", "image_annotations", "image_user",
     "ldflags", "disable_optimizations", "layer_compression", "config_path", "working_dir",
 ]
 FUNCTIONS = ["resolve", "resolve_string", "build", "apply", "create", "delete"]

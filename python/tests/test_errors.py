@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import logging
+import os
 import shutil
 import threading
 from collections.abc import Iterator
@@ -57,9 +59,18 @@ def test_missing_file_keeps_os_error_as_cause(app: Path) -> None:
     assert isinstance(e.value.__cause__, FileNotFoundError)
 
 
-def test_bad_config(app: Path, tmp_path: Path) -> None:
+def test_bad_config(app: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     config = tmp_path / ".ko.yaml"
     config.write_text("defaultPlatforms: {a: b}\n")
+    # A value of the wrong shape is a warning naming its place (upstream ignores it) ...
+    with caplog.at_level(logging.WARNING, logger="ko"):
+        ko.build("./cmd/hello", push=False, docker_repo="127.0.0.1:1/x", working_dir=app, config_path=tmp_path)
+    assert f"{config}:1:19: defaultPlatforms: expected a list of strings" in caplog.text
+    # ... and an error under KO_STRICT_CONFIG=1.
+    with pytest.raises(ko.ConfigError, match=f"{config}:1:19: defaultPlatforms: expected"):
+        ko.build("./cmd/hello", push=False, docker_repo="127.0.0.1:1/x", working_dir=app, config_path=tmp_path,
+                 env=dict(os.environ, KO_STRICT_CONFIG="1"))
+    config.write_text("defaultPlatforms: [unclosed\n")
     with pytest.raises(ko.ConfigError, match=str(config)) as e:
         ko.build("./cmd/hello", docker_repo="127.0.0.1:1/x", working_dir=app, config_path=tmp_path)
     assert e.value.__cause__ is not None  # the YAML parser's error

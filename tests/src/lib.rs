@@ -159,9 +159,21 @@ const SCRUBBED_ENV: &[&str] = &[
     "KO_CONFIG_PATH",
     "KO_DEFAULTBASEIMAGE",
     "KO_DEFAULTPLATFORMS",
+    "KO_BASEIMAGEOVERRIDES",
+    "KO_STRICT",
     "KO_DEFAULTENV",
     "KO_DEFAULTFLAGS",
     "KO_DEFAULTLDFLAGS",
+    "KO_LAYERCOMPRESSION",
+    "KO_DEFAULTIMAGEENV",
+    "KO_DEFAULTLABELS",
+    "KO_DEFAULTANNOTATIONS",
+    "KO_DEFAULTUSER",
+    "KO_DEFAULTARGS",
+    "KO_DEFAULTENTRYPOINT",
+    "KO_BUILDS",
+    "KO_STRICT_CONFIG",
+    "COSIGN_REPOSITORY",
     "KO_DATA_DATE_EPOCH",
     "KO_DATA_PATH_ALLOWED_ROOT",
     "KO_GO_PATH",
@@ -722,6 +734,28 @@ pub fn exists(transport_ref: &str) -> bool {
         .success()
 }
 
+/// `skopeo list-tags` of a repository (`HOST/repo`), sorted.
+pub fn list_tags(repository: &str) -> Vec<String> {
+    let reference = docker(repository);
+    let out = run_tool(skopeo().arg("list-tags").args(tls_args("tls-verify", &reference)).arg(&reference));
+    let v: Value = serde_json::from_slice(&out).expect("skopeo list-tags prints JSON");
+    let mut tags: Vec<String> = v["Tags"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|t| t.as_str().map(str::to_string)).collect())
+        .unwrap_or_default();
+    tags.sort();
+    tags
+}
+
+/// The SBOM attached (as upstream attaches it) to the manifest with `digest` in `repository`:
+/// the attachment's manifest, fetched by its tag `sha256-<hex>.sbom`, and its one layer's bytes.
+pub fn fetch_sbom(repository: &str, digest: &str) -> (Value, Vec<u8>) {
+    let tag = format!("{}.sbom", digest.replacen(':', "-", 1));
+    let pulled = pull(&docker(&format!("{repository}:{tag}")));
+    assert_eq!(pulled.layer_count(), 1, "an SBOM attachment has one layer: {}", pulled.manifest);
+    (pulled.manifest.clone(), pulled.layer_blob(0))
+}
+
 /// `skopeo copy` between two transport references.
 pub fn skopeo_copy(src: &str, dst: &str, all: bool) {
     let mut c = skopeo();
@@ -930,12 +964,70 @@ pub fn gotar_bin() -> PathBuf {
 
 /// Runs gotar on `binary` and returns the tar it wrote.
 pub fn gotar(binary: &[u8], name: &str) -> Vec<u8> {
+    gotar_binary(binary, name, "linux", None)
+}
+
+/// The binary layer upstream writes for `binary` at `/ko-app/<name>` in an `os` image, with
+/// `caps` as the `security.capability` attribute.
+pub fn gotar_binary(binary: &[u8], name: &str, os: &str, caps: Option<&[u8]>) -> Vec<u8> {
     let dir = tempfile::Builder::new().prefix("ko-tests-gotar").tempdir().unwrap();
     let input = dir.path().join("input");
     fs::write(&input, binary).unwrap();
     let out = dir.path().join("out.tar");
-    run_tool(Command::new(gotar_bin()).arg(&input).arg(name).arg(&out));
+    let mut cmd = Command::new(gotar_bin());
+    cmd.args(["-os", os]);
+    if let Some(caps) = caps {
+        cmd.args(["-caps", &hex::encode(caps)]);
+    }
+    run_tool(cmd.arg(&input).arg(name).arg(&out));
     fs::read(&out).unwrap()
+}
+
+/// The kodata layer upstream writes for the package in `package_dir` in an `os` image.
+pub fn gotar_kodata(package_dir: &Path, os: &str, mtime: u64) -> Vec<u8> {
+    let dir = tempfile::Builder::new().prefix("ko-tests-gotar").tempdir().unwrap();
+    let out = dir.path().join("out.tar");
+    run_tool(
+        Command::new(gotar_bin()).args(["kodata", "-os", os, "-mtime", &mtime.to_string()]).arg(package_dir).arg(&out),
+    );
+    fs::read(&out).unwrap()
+}
+
+/// One entry of a tar as Go's `archive/tar` reads it: name, type flag and PAX records.
+#[derive(Clone, Debug)]
+pub struct PaxEntry {
+    pub name: String,
+    pub entry_type: String,
+    pub records: BTreeMap<String, Vec<u8>>,
+}
+
+/// Every entry of `tar` with its PAX records, read by Go (gotar pax).
+pub fn pax_entries(tar: &[u8]) -> Vec<PaxEntry> {
+    use base64::Engine as _;
+    let dir = tempfile::Builder::new().prefix("ko-tests-pax").tempdir().unwrap();
+    let input = dir.path().join("in.tar");
+    fs::write(&input, tar).unwrap();
+    let out = run_tool(Command::new(gotar_bin()).arg("pax").arg(&input));
+    String::from_utf8(out)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            let records = v["pax"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, b64)| {
+                    (k.clone(), base64::engine::general_purpose::STANDARD.decode(b64.as_str().unwrap()).unwrap())
+                })
+                .collect();
+            PaxEntry {
+                name: v["name"].as_str().unwrap().to_string(),
+                entry_type: v["type"].as_str().unwrap().to_string(),
+                records,
+            }
+        })
+        .collect()
 }
 
 /// Decompresses `gz` with Go's `compress/gzip` (through gotar).
@@ -978,6 +1070,8 @@ pub struct HandImage {
     pub config: Blob,
     pub layers: Vec<Blob>,
     pub arch: String,
+    pub os: String,
+    pub os_version: Option<String>,
 }
 
 impl Default for OciLayout {
@@ -1007,6 +1101,31 @@ impl OciLayout {
     /// Writes an image (linux/`arch`) whose layers hold the given files.
     /// The config has `PATH` and a label so inheritance can be checked.
     pub fn image(&self, arch: &str, layers: &[Vec<(&str, &[u8])>]) -> HandImage {
+        let env = vec!["PATH=/usr/local/bin:/usr/bin:/bin".to_string(), format!("BASE_ARCH={arch}")];
+        self.image_for("linux", arch, None, env, layers)
+    }
+
+    /// Writes a Windows-shaped image (windows/`arch`, `os.version`): one layer holding the given
+    /// files under `Files/` and a `Hives/` entry, as Windows base layers are laid out, and no
+    /// `PATH` in its config (as Microsoft's bases have none).
+    pub fn windows_image(&self, arch: &str, os_version: &str, files: &[(&str, &[u8])]) -> HandImage {
+        let mut entries: Vec<(String, Vec<u8>)> =
+            vec![("Hives/SOFTWARE_BASE".to_string(), b"hive placeholder\n".to_vec())];
+        entries.extend(files.iter().map(|(p, c)| (format!("Files/{p}"), c.to_vec())));
+        let entries: Vec<(&str, &[u8])> = entries.iter().map(|(p, c)| (p.as_str(), c.as_slice())).collect();
+        let env = vec![format!("BASE_ARCH={arch}")];
+        self.image_for("windows", arch, Some(os_version), env, &[entries])
+    }
+
+    /// Writes an image for `os`/`arch` (and `os.version`) with `env` whose layers hold the files.
+    pub fn image_for(
+        &self,
+        os: &str,
+        arch: &str,
+        os_version: Option<&str>,
+        env: Vec<String>,
+        layers: &[Vec<(&str, &[u8])>],
+    ) -> HandImage {
         let mut layer_blobs = Vec::new();
         let mut diff_ids = Vec::new();
         for files in layers {
@@ -1018,18 +1137,21 @@ impl OciLayout {
             .iter()
             .map(|_| json!({"created": "1970-01-01T00:00:00Z", "created_by": "ko-tests hand-made base"}))
             .collect();
-        let config = json!({
+        let mut config = json!({
             "architecture": arch,
-            "os": "linux",
+            "os": os,
             "created": "1970-01-01T00:00:00Z",
             "config": {
-                "Env": ["PATH=/usr/local/bin:/usr/bin:/bin", "BASE_ARCH=".to_string() + arch],
+                "Env": env,
                 "WorkingDir": "/",
                 "Labels": {"ko-tests.base": "yes"}
             },
             "rootfs": {"type": "layers", "diff_ids": diff_ids},
             "history": history,
         });
+        if let Some(v) = os_version {
+            config["os.version"] = json!(v);
+        }
         let config = self.write_blob(OCI_CONFIG, serde_json::to_vec(&config).unwrap());
         let manifest = json!({
             "schemaVersion": 2,
@@ -1038,16 +1160,26 @@ impl OciLayout {
             "layers": layer_blobs.iter().map(Blob::descriptor).collect::<Vec<_>>(),
         });
         let manifest = self.write_blob(OCI_MANIFEST, serde_json::to_vec(&manifest).unwrap());
-        HandImage { manifest, config, layers: layer_blobs, arch: arch.to_string() }
+        HandImage {
+            manifest,
+            config,
+            layers: layer_blobs,
+            arch: arch.to_string(),
+            os: os.to_string(),
+            os_version: os_version.map(str::to_string),
+        }
     }
 
-    /// Writes an OCI index of the given images (with linux platforms).
+    /// Writes an OCI index of the given images (with their platforms).
     pub fn index(&self, images: &[&HandImage]) -> Blob {
         let manifests: Vec<Value> = images
             .iter()
             .map(|img| {
                 let mut d = img.manifest.descriptor();
-                d["platform"] = json!({"os": "linux", "architecture": img.arch});
+                d["platform"] = json!({"os": img.os, "architecture": img.arch});
+                if let Some(v) = &img.os_version {
+                    d["platform"]["os.version"] = json!(v);
+                }
                 d
             })
             .collect();

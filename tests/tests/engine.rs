@@ -180,11 +180,16 @@ fn events_trace_a_build_then_a_rebuild_that_uploads_nothing() {
     let Event::Published { reference: said, .. } = &first[published] else { unreachable!() };
     assert_eq!(said, &reference);
 
-    // Every blob of the pushed manifest went up, and the progress of each reached its size.
+    // Every blob of the pushed manifest and of its SBOM's went up, and the progress of each
+    // reached its size.
     let (raw, parsed) = inspect_raw(&docker(&reference));
+    let (name, digest) = split_digest(&reference);
+    let (_, sbom) = inspect_raw(&docker(&format!("{name}:{}.sbom", digest.replacen(':', "-", 1))));
     let mut want: HashMap<String, u64> = HashMap::new();
-    for d in parsed["layers"].as_array().unwrap().iter().chain([&parsed["config"]]) {
-        want.insert(d["digest"].as_str().unwrap().into(), d["size"].as_u64().unwrap());
+    for m in [&parsed, &sbom] {
+        for d in m["layers"].as_array().unwrap().iter().chain([&m["config"]]) {
+            want.insert(d["digest"].as_str().unwrap().into(), d["size"].as_u64().unwrap());
+        }
     }
     let mut got = HashMap::new();
     for e in &first {
@@ -197,7 +202,7 @@ fn events_trace_a_build_then_a_rebuild_that_uploads_nothing() {
             assert_eq!(last, Some((*size, *size)), "progress of {digest} ends at its size");
         }
     }
-    assert_eq!(got, want, "uploaded blobs = the manifest's blobs ({} bytes of manifest)", raw.len());
+    assert_eq!(got, want, "uploaded blobs = the manifest's and its SBOM's blobs ({} bytes of manifest)", raw.len());
 
     build(&session, "./cmd/hello").unwrap();
     let second = take(&seen);
@@ -241,12 +246,15 @@ fn a_rebuild_in_a_new_session_takes_its_layers_from_the_cache() {
     assert!(!warm.iter().any(|e| matches!(e, Event::BlobUploaded { .. } | Event::BlobProgress { .. })), "{warm:#?}");
 }
 
+/// Windows images are built (tests/windows.rs), on a Windows base: the built-in one has no
+/// Windows files.
 #[test]
-fn windows_platforms_are_unsupported() {
+fn windows_platforms_need_a_windows_base() {
     let fx = GoFixture::app();
     let opts = Options { push: Some(false), platforms: vec!["windows/amd64".into()], ..options(&fx, &[]) };
     let err = build(&Arc::new(Session::new(opts).unwrap()), "./cmd/hello").unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Unsupported, "{err}");
+    assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err}");
+    assert!(err.to_string().contains("needs a Windows base image"), "{err}");
 }
 
 /// The digest `reference` (a tag) names now.

@@ -582,6 +582,14 @@ ko_error_t *ko_options_set_tarball(ko_options_t *options, const char *value);
 ko_error_t *ko_options_set_image_refs(ko_options_t *options, const char *value);
 
 /**
+ * Also write each image's SBOM into this directory (`<app>-<os>-<arch>.spdx.json`,
+ * `<app>-index.spdx.json` for an index), created when missing.
+ *
+ * Copies `value`; NULL unsets the option.
+ */
+ko_error_t *ko_options_set_sbom_dir(ko_options_t *options, const char *value);
+
+/**
  * Concurrent `go build`s (0, the default, means the number of CPUs).
  *
  * Not thread-safe, as every setter: one thread at a time per `options`.

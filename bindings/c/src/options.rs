@@ -42,6 +42,7 @@ pub(crate) fn set(opts: &mut Options, name: &str, value: Value<'_>, setter: &str
         ("oci_layout_path", Value::Text(v)) => opts.oci_layout_path = path(v),
         ("tarball", Value::Text(v)) => opts.tarball = path(v),
         ("image_refs", Value::Text(v)) => opts.image_refs = path(v),
+        ("sbom_dir", Value::Text(v)) => opts.sbom_dir = path(v),
         ("config_path", Value::Text(v)) => opts.config_path = path(v),
         ("working_dir", Value::Text(v)) => opts.working_dir = path(v),
         ("tag_only", Value::Flag(v)) => opts.tag_only = v,
@@ -296,6 +297,15 @@ pub unsafe extern "C" fn ko_options_set_image_refs(
     unsafe { set_text(options, "image_refs", value) }
 }
 
+/// Also write each image's SBOM into this directory (`<app>-<os>-<arch>.spdx.json`,
+/// `<app>-index.spdx.json` for an index), created when missing.
+///
+/// Copies `value`; NULL unsets the option.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn ko_options_set_sbom_dir(options: *mut ko_options_t, value: *const c_char) -> *mut ko_error_t {
+    unsafe { set_text(options, "sbom_dir", value) }
+}
+
 /// Concurrent `go build`s (0, the default, means the number of CPUs).
 ///
 /// Not thread-safe, as every setter: one thread at a time per `options`.
@@ -504,7 +514,7 @@ mod tests {
     fn sample(name: &str) -> Value<'static> {
         match name {
             "docker_repo" | "base_image" | "sbom" | "image_user" | "oci_layout_path" | "tarball" | "image_refs"
-            | "config_path" | "working_dir" | "layer_compression" => Value::Text(Some(b"x")),
+            | "sbom_dir" | "config_path" | "working_dir" | "layer_compression" => Value::Text(Some(b"x")),
             "jobs" => Value::Count(3),
             "platforms" | "tags" | "ldflags" | "image_labels" | "image_annotations" => Value::List(vec!["a=b".into()]),
             "env" => Value::List(vec!["A=b=c".into()]),

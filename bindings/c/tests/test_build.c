@@ -128,6 +128,52 @@ TEST(layer_compression_zstd_gives_zstd_layers_and_an_unknown_kind_is_refused) {
   free(repo);
 }
 
+TEST(an_sbom_is_attached_by_default_and_written_to_sbom_dir_and_none_skips_it) {
+  char *repo = repo_named("sbom");
+  ko_options_t *options = fixture_options(repo, true);
+  char *dir = kt_format("%s/sboms", kt_tempdir());
+  REQUIRE_OK(ko_options_set_sbom_dir(options, dir));
+  ko_session_t *session = NULL;
+  REQUIRE_OK(ko_session_new(options, &session));
+  const char *paths[] = {"./cmd/hello"};
+  ko_published_list_t *list = NULL;
+  REQUIRE_OK(ko_build(session, paths, 1, NULL, &list));
+  const char *reference = ko_published_reference(ko_published_list_get(list, 0));
+  char *file = kt_format("%s/hello-linux-amd64.spdx.json", dir);
+  char *document = kt_read_file(file);
+  CHECK(document != NULL && strstr(document, "\"spdxVersion\": \"SPDX-2.3\"") && strstr(document, "pkg:oci/"));
+  /* Attached as upstream attaches it: the tag sha256-<hex>.sbom, beside the image. */
+  const char *at = strchr(reference, '@');
+  REQUIRE(at != NULL);
+  char *tag = kt_format("%.*s:sha256-%s.sbom", (int)(at - reference), reference, at + strlen("@sha256:"));
+  char *manifest = skopeo_inspect(tag, true);
+  CHECK(manifest != NULL && strstr(manifest, "text/spdx+json"));
+  free(manifest);
+  free(tag);
+  free(document);
+  free(file);
+  ko_published_list_delete(list);
+  ko_session_delete(session);
+
+  /* sbom "none": nothing written, nothing attached. */
+  char *other = kt_format("%s/none", kt_tempdir());
+  REQUIRE_OK(ko_options_set_sbom_dir(options, other));
+  REQUIRE_OK(ko_options_set_sbom(options, "none"));
+  REQUIRE_OK(ko_session_new(options, &session));
+  ko_options_delete(options);
+  REQUIRE_OK(ko_build(session, paths, 1, NULL, &list));
+  file = kt_format("%s/hello-linux-amd64.spdx.json", other);
+  document = kt_read_file(file);
+  CHECK(document == NULL);
+  free(document);
+  free(file);
+  free(other);
+  free(dir);
+  ko_published_list_delete(list);
+  ko_session_delete(session);
+  free(repo);
+}
+
 TEST(build_with_no_import_paths_builds_the_working_directory) {
   ko_options_t *options = fixture_options("127.0.0.1:1/dot", false);
   char *dir = kt_format("%s/cmd/second", kt_app());

@@ -192,6 +192,8 @@ class Options {
     return *this;
   }
   Options &sbom(const std::string &value) { return text("sbom", value); }
+  /** Also writes each SBOM into this directory. */
+  Options &sbom_dir(const std::string &path) { return text("sbom_dir", path); }
   /** How ko's own layers are compressed: "gzip" (the default) or "zstd". */
   Options &layer_compression(const std::string &value) { return text("layer_compression", value); }
   Options &image_labels(const std::map<std::string, std::string> &labels) {

@@ -83,6 +83,16 @@ TEST(Build, ZstdLayersWhenAsked) {
   EXPECT_TRUE(kt::contains(manifest, "application/vnd.oci.image.layer.v1.tar+zstd")) << manifest;
 }
 
+TEST(Build, SbomDirHoldsEachImagesSbom) {
+  const std::string dir = std::string(kt_tempdir()) + "/cpp-sboms";
+  ko::Session session(kt::fixture(kt::repo("cpp-sbom"), true).sbom_dir(dir));
+  session.build({"./cmd/hello"});
+  char *document = kt_read_file((dir + "/hello-linux-amd64.spdx.json").c_str());
+  ASSERT_NE(document, nullptr);
+  EXPECT_TRUE(kt::contains(document, "\"spdxVersion\": \"SPDX-2.3\"")) << document;
+  free(document);
+}
+
 TEST(Build, AnIndexListsItsChildren) {
   const std::string repo = kt::repo("cpp-index");
   ko::Session session(kt::fixture(repo, true).platforms({"linux/amd64", "linux/arm64"}));

@@ -242,7 +242,7 @@ fn assemble(
         .map(|(d, diff_id)| Layer { descriptor: d.clone(), diff_id, source: blobs.clone() })
         .collect();
     let platform = serde_json::from_value::<Platform>(cfg.clone()).ok();
-    Ok(Image { media_type: mt, manifest: manifest_raw, config, layers, platform })
+    Ok(Image { media_type: mt, manifest: manifest_raw, config, layers, platform, sbom: None })
 }
 
 /// Images and blobs in one registry repository.

@@ -2,6 +2,10 @@
 //! laid out as upstream lays it out — the three parent directories, then every file (symlinks
 //! dereferenced, symlinked directories walked) in lexical walk order, each directory before its
 //! contents, all mode 0555, owned by root, with one fixed mtime.
+//!
+//! Windows images lay a layer out as Windows expects it: `Hives/`, and the file system under
+//! `Files/` (`Files/var/run/ko/**`), each file with the security descriptor upstream gives it
+//! (`MSWINDOWS.rawsd`); symlinks are skipped, as upstream skips them there.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -16,27 +20,56 @@ use crate::image::tar::{LayerDigests, LayerWriter};
 /// Where kodata lives in the image.
 pub const KODATA_ROOT: &str = "/var/run/ko";
 
+/// The PAX record Windows reads a file's security descriptor from, and the value upstream writes
+/// (owner and group BUILTIN\Users, `O:BUG:BU`), without which Windows cannot run the binary.
+pub const WINDOWS_SD: (&str, &[u8]) =
+    ("MSWINDOWS.rawsd", b"AQAAgBQAAAAkAAAAAAAAAAAAAAABAgAAAAAABSAAAAAhAgAAAQIAAAAAAAUgAAAAIQIAAA==");
+
+/// How a layer of ko's is laid out: for a Linux (or any other Unix) image, or a Windows one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Layout {
+    Linux,
+    Windows,
+}
+
+impl Layout {
+    /// The layout for images of `os`.
+    pub fn for_os(os: &str) -> Layout {
+        if os == "windows" { Layout::Windows } else { Layout::Linux }
+    }
+
+    /// What a layer cache key adds for this layout (nothing for Linux, whose keys predate it).
+    pub fn key(self) -> &'static str {
+        match self {
+            Layout::Linux => "",
+            Layout::Windows => " windows",
+        }
+    }
+}
+
 /// Writes the kodata layer for the package in `package_dir` to `out`. Symlink targets must stay
 /// inside `allowed_root`. Stops early, with an error, once `abandoned` is raised.
+#[allow(clippy::too_many_arguments)]
 pub fn write_layer(
     package_dir: &Path,
     allowed_root: &Path,
+    layout: Layout,
     mtime: u64,
     out: &Path,
     compression: Compression,
     abandoned: &Abandoned,
 ) -> Result<LayerDigests> {
     let mut w = LayerWriter::create(out, compression)?;
-    walk(package_dir, allowed_root, &mut Writing { w: &mut w, mtime, abandoned })?;
+    walk(package_dir, allowed_root, layout, &mut Writing { w: &mut w, mtime, layout, abandoned })?;
     w.finish().map(|(_, d)| d)
 }
 
 /// What the kodata layer of `package_dir` would hold, without reading any file: each entry's
 /// path in the image, its source, size and modification time, hashed. Equal fingerprints give
 /// equal layers (for the layer cache); an edited, added or removed file changes it.
-pub fn fingerprint(package_dir: &Path, allowed_root: &Path) -> Result<String> {
+pub fn fingerprint(package_dir: &Path, allowed_root: &Path, layout: Layout) -> Result<String> {
     let mut f = Fingerprint(Sha256::new());
-    walk(package_dir, allowed_root, &mut f)?;
+    walk(package_dir, allowed_root, layout, &mut f)?;
     Ok(hex::encode(f.0.finalize()))
 }
 
@@ -49,6 +82,7 @@ trait Entries {
 struct Writing<'a, W: Write + Send> {
     w: &'a mut LayerWriter<W>,
     mtime: u64,
+    layout: Layout,
     abandoned: &'a Abandoned,
 }
 
@@ -66,13 +100,18 @@ impl<W: Write + Send> Entries for Writing<'_, W> {
                 e,
             )
         })?;
-        self.w.append_file(image_path, 0o555, self.mtime, meta.len(), Checked::new(file, self.abandoned))
+        let records: &[(&str, &[u8])] = match self.layout {
+            Layout::Linux => &[],
+            Layout::Windows => &[WINDOWS_SD],
+        };
+        self.w.append_file_with(image_path, 0o555, self.mtime, meta.len(), Checked::new(file, self.abandoned), records)
     }
 }
 
 struct Fingerprint(Sha256);
 
 impl Entries for Fingerprint {
+    // The image paths differ by layout (and Windows skips symlinks), so the fingerprint does too.
     fn dir(&mut self, image_path: &str) -> Result<()> {
         self.0.update(format!("d {image_path}\n"));
         Ok(())
@@ -97,9 +136,13 @@ impl Entries for Fingerprint {
     }
 }
 
-/// The layer's entries: the three parent directories, then `<package_dir>/kodata/**`.
-fn walk(package_dir: &Path, allowed_root: &Path, entries: &mut dyn Entries) -> Result<()> {
-    for dir in ["/var", "/var/run", KODATA_ROOT] {
+/// The layer's entries: the parent directories, then `<package_dir>/kodata/**`.
+fn walk(package_dir: &Path, allowed_root: &Path, layout: Layout, entries: &mut dyn Entries) -> Result<()> {
+    let (dirs, chroot): (&[&str], &str) = match layout {
+        Layout::Linux => (&["/var", "/var/run", KODATA_ROOT], KODATA_ROOT),
+        Layout::Windows => (&["Hives", "Files", "Files/var", "Files/var/run", "Files/var/run/ko"], "Files/var/run/ko"),
+    };
+    for dir in dirs {
         entries.dir(dir)?;
     }
     let root = package_dir.join("kodata");
@@ -107,8 +150,9 @@ fn walk(package_dir: &Path, allowed_root: &Path, entries: &mut dyn Entries) -> R
         let allowed = allowed_root
             .canonicalize()
             .map_err(|e| Error::io(format!("cannot resolve {}", allowed_root.display()), e))?;
-        let mut walker = Walker { entries, allowed: &allowed, ancestors: Vec::new() };
-        walker.walk(&root, KODATA_ROOT)?;
+        let skip_symlinks = layout == Layout::Windows;
+        let mut walker = Walker { entries, allowed: &allowed, ancestors: Vec::new(), skip_symlinks };
+        walker.walk(&root, chroot)?;
     }
     Ok(())
 }
@@ -118,6 +162,8 @@ struct Walker<'a> {
     allowed: &'a Path,
     /// Directories being walked, to catch symlink loops.
     ancestors: Vec<PathBuf>,
+    /// Windows images: symlinks are left out (a cross-built image cannot hold them).
+    skip_symlinks: bool,
 }
 
 impl Walker<'_> {
@@ -135,6 +181,10 @@ impl Walker<'_> {
                 .ok_or_else(|| Error::build(format!("kodata file name {} is not valid UTF-8", host_path.display())))?;
             let image_path = format!("{chroot}/{name}");
             let file_type = entry.file_type().map_err(read_err)?;
+            if self.skip_symlinks && file_type.is_symlink() {
+                tracing::info!("skipping symlink in kodata for windows: {name}");
+                continue;
+            }
             if file_type.is_dir() {
                 self.entries.dir(&image_path)?;
                 self.walk(&host_path, &image_path)?;
@@ -217,7 +267,7 @@ mod tests {
         std::fs::write(t.path().join("README"), "readme").unwrap();
         std::os::unix::fs::symlink("../../../README", pkg.join("kodata/link")).unwrap();
         let out = t.path().join("layer");
-        write_layer(&pkg, t.path(), 42, &out, Compression::Gzip, &Abandoned::default()).unwrap();
+        write_layer(&pkg, t.path(), Layout::Linux, 42, &out, Compression::Gzip, &Abandoned::default()).unwrap();
         let got = entries(&out);
         let names: Vec<_> = got.iter().map(|e| e.0.as_str()).collect();
         assert_eq!(
@@ -242,13 +292,13 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(t.path().join("kodata/sub")).unwrap();
         std::fs::write(t.path().join("kodata/sub/a"), "one").unwrap();
-        let f1 = fingerprint(t.path(), t.path()).unwrap();
-        assert_eq!(fingerprint(t.path(), t.path()).unwrap(), f1);
+        let f1 = fingerprint(t.path(), t.path(), Layout::Linux).unwrap();
+        assert_eq!(fingerprint(t.path(), t.path(), Layout::Linux).unwrap(), f1);
         std::fs::write(t.path().join("kodata/sub/a"), "two, longer").unwrap();
-        let f2 = fingerprint(t.path(), t.path()).unwrap();
+        let f2 = fingerprint(t.path(), t.path(), Layout::Linux).unwrap();
         assert_ne!(f2, f1, "an edited file");
         std::fs::write(t.path().join("kodata/b"), "").unwrap();
-        assert_ne!(fingerprint(t.path(), t.path()).unwrap(), f2, "an added file");
+        assert_ne!(fingerprint(t.path(), t.path(), Layout::Linux).unwrap(), f2, "an added file");
     }
 
     #[test]
@@ -257,8 +307,16 @@ mod tests {
         let pkg = t.path().join("app");
         std::fs::create_dir_all(pkg.join("kodata")).unwrap();
         std::os::unix::fs::symlink("/etc/hostname", pkg.join("kodata/escape")).unwrap();
-        let err =
-            write_layer(&pkg, &pkg, 0, &t.path().join("layer"), Compression::Gzip, &Abandoned::default()).unwrap_err();
+        let err = write_layer(
+            &pkg,
+            &pkg,
+            Layout::Linux,
+            0,
+            &t.path().join("layer"),
+            Compression::Gzip,
+            &Abandoned::default(),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("outside"), "{err}");
     }
 
@@ -268,16 +326,51 @@ mod tests {
         std::fs::create_dir_all(t.path().join("kodata")).unwrap();
         let fifo = t.path().join("kodata/pipe");
         assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
-        let err = write_layer(t.path(), t.path(), 0, &t.path().join("layer"), Compression::Gzip, &Abandoned::default())
-            .unwrap_err();
+        let err = write_layer(
+            t.path(),
+            t.path(),
+            Layout::Linux,
+            0,
+            &t.path().join("layer"),
+            Compression::Gzip,
+            &Abandoned::default(),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("kodata/pipe is not a regular file"), "{err}");
+    }
+
+    #[test]
+    fn windows_layout_puts_files_under_files_and_skips_symlinks() {
+        let t = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(t.path().join("kodata/sub")).unwrap();
+        std::fs::write(t.path().join("kodata/sub/a.txt"), "a").unwrap();
+        std::os::unix::fs::symlink("sub/a.txt", t.path().join("kodata/link")).unwrap();
+        let out = t.path().join("layer");
+        write_layer(t.path(), t.path(), Layout::Windows, 0, &out, Compression::Gzip, &Abandoned::default()).unwrap();
+        let names: Vec<String> = entries(&out).into_iter().map(|e| e.0).collect();
+        assert_eq!(
+            names,
+            [
+                "Hives",
+                "Files",
+                "Files/var",
+                "Files/var/run",
+                "Files/var/run/ko",
+                "Files/var/run/ko/sub",
+                "Files/var/run/ko/sub/a.txt"
+            ]
+        );
+        assert_ne!(
+            fingerprint(t.path(), t.path(), Layout::Windows).unwrap(),
+            fingerprint(t.path(), t.path(), Layout::Linux).unwrap()
+        );
     }
 
     #[test]
     fn missing_kodata_still_makes_the_directories() {
         let t = tempfile::tempdir().unwrap();
         let out = t.path().join("layer");
-        write_layer(t.path(), t.path(), 0, &out, Compression::Gzip, &Abandoned::default()).unwrap();
+        write_layer(t.path(), t.path(), Layout::Linux, 0, &out, Compression::Gzip, &Abandoned::default()).unwrap();
         assert_eq!(entries(&out).len(), 3);
     }
 }

@@ -3,6 +3,7 @@
 //! rather than living inside it, as upstream's `build.Caching`/`build.Limiter` do.
 
 pub mod base;
+pub mod caps;
 pub mod go;
 mod kodata;
 pub mod template;

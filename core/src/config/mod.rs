@@ -5,13 +5,14 @@
 
 mod ko_yaml;
 mod settings;
+mod yaml_tree;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-pub use ko_yaml::{BuildConfig, KoConfig};
+pub use ko_yaml::{BuildConfig, ImageConfig, KoConfig};
 pub use settings::{BuildSettings, PublishSettings, Settings};
 
 /// Everything a session takes. Unset fields fall back to the environment and `.ko.yaml`, as
@@ -54,8 +55,10 @@ pub struct Options {
     pub image_refs: Option<PathBuf>,
     /// Concurrent builds (0 = number of CPUs).
     pub jobs: usize,
-    /// SBOM kind (`none` only, for now).
+    /// SBOM kind: `spdx` (the default) or `none`.
     pub sbom: Option<String>,
+    /// Also write each SBOM into this directory (`<app>-<os>-<arch>.spdx.json`, `<app>-index.spdx.json`).
+    pub sbom_dir: Option<PathBuf>,
     /// Config labels.
     pub image_labels: KeyValues,
     /// Manifest (and index) annotations.
@@ -120,6 +123,7 @@ const OPTION_NAMES: &[&str] = &[
     "image_refs",
     "jobs",
     "sbom",
+    "sbom_dir",
     "image_labels",
     "image_annotations",
     "image_user",

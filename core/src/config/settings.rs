@@ -36,6 +36,10 @@ pub struct BuildSettings {
     pub jobs: usize,
     /// How ko's own layers are compressed.
     pub compression: Compression,
+    /// Make an SPDX SBOM for every image and index (`--sbom`, default `spdx`).
+    pub sbom: bool,
+    /// Also write the SBOMs here (`--sbom-dir`).
+    pub sbom_dir: Option<PathBuf>,
 }
 
 /// Where images go.
@@ -50,6 +54,8 @@ pub struct PublishSettings {
     pub oci_layout_path: Option<PathBuf>,
     pub tarball: Option<PathBuf>,
     pub image_refs: Option<PathBuf>,
+    /// Where SBOM attachments go instead of each image's repository (`COSIGN_REPOSITORY`).
+    pub sbom_repository: Option<Repository>,
 }
 
 /// Everything a session runs with.
@@ -83,14 +89,6 @@ impl Settings {
             None => cwd,
         };
         let config = KoConfig::load(opts.config_path.as_deref(), &working_dir, &env, &name("config_path"))?;
-        if let Some(sbom) = &opts.sbom
-            && sbom != "none"
-        {
-            return Err(Error::unsupported(format!(
-                "{} {sbom:?}: SBOM generation is not supported by this version of ko; set it to \"none\"",
-                name("sbom")
-            )));
-        }
         let jobs = match opts.jobs {
             0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             n => n,
@@ -109,6 +107,8 @@ impl Settings {
             kodata_allowed_root: env.path("KO_DATA_PATH_ALLOWED_ROOT"),
             jobs,
             compression: compression(opts, &config, &name("layer_compression"))?,
+            sbom: sbom(opts.sbom.as_deref(), &name("sbom")),
+            sbom_dir: opts.sbom_dir.as_ref().map(|d| working_dir.join(d)),
         };
         check_no_toolexec(&env, &config)?;
         let publish = publish_settings(opts, &env, &working_dir, front)?;
@@ -158,6 +158,19 @@ pub fn parse_pairs(values: &KeyValues, option: &str) -> Result<Vec<(String, Stri
         }
     }
     Ok(out)
+}
+
+/// Whether SBOMs are made: as upstream, `none` turns them off and anything else means SPDX (the
+/// removed `cyclonedx` and `go.version-m` included, with a warning, so old scripts still run).
+fn sbom(value: Option<&str>, option: &str) -> bool {
+    match value {
+        Some("none") => false,
+        None | Some("spdx") => true,
+        Some(other) => {
+            tracing::warn!("{option} {other:?}: ko writes SPDX SBOMs (or none, with {option} none); writing SPDX");
+            true
+        }
+    }
 }
 
 /// The layer compression: the option, else `.ko.yaml` `layerCompression`, else gzip.
@@ -319,6 +332,10 @@ fn publish_settings(
         Naming::Md5
     };
     let absolute = |p: &Option<PathBuf>| p.as_ref().map(|p| working_dir.join(p));
+    let sbom_repository = match env.get("COSIGN_REPOSITORY") {
+        Some(r) => Some(Repository::parse(&r).map_err(|e| e.context("COSIGN_REPOSITORY"))?),
+        None => None,
+    };
     Ok(PublishSettings {
         destination: Destination { repository, naming, tags, tag_only: opts.tag_only },
         push,
@@ -327,6 +344,7 @@ fn publish_settings(
         oci_layout_path: absolute(&opts.oci_layout_path),
         tarball: absolute(&opts.tarball),
         image_refs: absolute(&opts.image_refs),
+        sbom_repository,
     })
 }
 
@@ -464,9 +482,22 @@ mod tests {
     }
 
     #[test]
+    fn sboms_are_on_unless_none() {
+        let sbom = |v: Option<&str>| {
+            let o = Options { sbom: v.map(str::to_string), push: Some(false), ..opts(&[]) };
+            Settings::resolve(&o).unwrap().build.sbom
+        };
+        assert!(sbom(None), "SPDX by default, as upstream");
+        assert!(sbom(Some("spdx")));
+        assert!(!sbom(Some("none")));
+        assert!(sbom(Some("cyclonedx")), "anything else is SPDX, as upstream");
+        let o = Options { push: Some(false), ..opts(&[("COSIGN_REPOSITORY", "reg.example/sboms")]) };
+        let repo = Settings::resolve(&o).unwrap().publish.sbom_repository.map(|r| r.to_string());
+        assert_eq!(repo.as_deref(), Some("reg.example/sboms"));
+    }
+
+    #[test]
     fn not_supported_paths_are_unsupported() {
-        let o = Options { sbom: Some("spdx".into()), push: Some(false), ..opts(&[]) };
-        assert_eq!(Settings::resolve(&o).unwrap_err().kind(), crate::ErrorKind::Unsupported);
         for repo in ["kind.local", "kind.local/team"] {
             let o = Options { front_end: FrontEnd::Cli, ..opts(&[("KO_DOCKER_REPO", repo)]) };
             let e = Settings::resolve(&o).unwrap_err();

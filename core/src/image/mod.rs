@@ -148,6 +148,8 @@ pub struct Image {
     pub layers: Vec<Layer>,
     /// The platform from the config, if known; used for index entries and log lines.
     pub platform: Option<Platform>,
+    /// The image's SPDX SBOM, when SBOMs are on (registries get it as an attachment).
+    pub sbom: Option<bytes::Bytes>,
 }
 
 impl Image {
@@ -174,6 +176,8 @@ pub struct Index {
     pub media_type: String,
     pub manifest: RawJson,
     pub images: Vec<Image>,
+    /// The index's SPDX SBOM, when SBOMs are on.
+    pub sbom: Option<bytes::Bytes>,
 }
 
 /// What a build produces: one image, or an index of per-platform images.

@@ -139,6 +139,7 @@ impl ImageBuilder {
             config,
             layers: self.layers,
             platform: Some(platform),
+            sbom: None,
         })
     }
 }

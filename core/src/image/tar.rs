@@ -89,13 +89,27 @@ impl<W: Write + Send> LayerWriter<W> {
 
     /// Appends a directory entry owned by `owner` (uid and gid).
     pub fn append_dir_owned(&mut self, name: &str, mode: u32, mtime: u64, owner: u64) -> Result<()> {
-        let header = self.start_entry(name, ::tar::EntryType::Directory, mode, mtime, 0, owner)?;
+        let header = self.start_entry(name, ::tar::EntryType::Directory, mode, mtime, 0, owner, &[])?;
         self.tar.append(&header, io::empty()).map_err(write_error)
     }
 
     /// Appends a regular file of exactly `size` bytes read from `data`.
     pub fn append_file(&mut self, name: &str, mode: u32, mtime: u64, size: u64, data: impl Read) -> Result<()> {
-        let header = self.start_entry(name, ::tar::EntryType::Regular, mode, mtime, size, 0)?;
+        self.append_file_with(name, mode, mtime, size, data, &[])
+    }
+
+    /// Appends a regular file carrying PAX `records` (`SCHILY.xattr.…` extended attributes,
+    /// `MSWINDOWS.rawsd`), written as Go's `archive/tar` writes a header with `PAXRecords`.
+    pub fn append_file_with(
+        &mut self,
+        name: &str,
+        mode: u32,
+        mtime: u64,
+        size: u64,
+        data: impl Read,
+        records: &[(&str, &[u8])],
+    ) -> Result<()> {
+        let header = self.start_entry(name, ::tar::EntryType::Regular, mode, mtime, size, 0, records)?;
         let mut counted = CountingReader { inner: data.take(size), read: 0 };
         self.tar.append(&header, &mut counted).map_err(write_error)?;
         if counted.read != size {
@@ -105,8 +119,10 @@ impl<W: Write + Send> LayerWriter<W> {
     }
 
     /// The header for an entry, as Go writes it: USTAR when the name fits (whole, or split into
-    /// prefix and name); otherwise a PAX extended header carrying the `path` is written first and
-    /// the entry's own header holds Go's best-effort ASCII name.
+    /// prefix and name) and there are no `records`; otherwise a PAX extended header first, with
+    /// the records and, when the name does not fit the 100-byte field as ASCII, a `path` record,
+    /// sorted by key, and then the entry's own header with Go's best-effort ASCII name.
+    #[allow(clippy::too_many_arguments)]
     fn start_entry(
         &mut self,
         name: &str,
@@ -115,24 +131,34 @@ impl<W: Write + Send> LayerWriter<W> {
         mtime: u64,
         size: u64,
         owner: u64,
+        records: &[(&str, &[u8])],
     ) -> Result<::tar::Header> {
         if name.is_empty() {
             return Err(Error::build("cannot add an entry with an empty name to a layer"));
         }
-        let Some((prefix, suffix)) = split_ustar_path(name) else {
-            let record = pax_record("path", name);
-            let (dir, file) = name.rsplit_once('/').map_or(("", name), |(d, f)| (d, f));
-            let pax_name =
-                if dir.is_empty() { format!("PaxHeaders.0/{file}") } else { format!("{dir}/PaxHeaders.0/{file}") };
-            // Go writes the extended header's device fields as NULs, unlike an entry's zeros.
-            let x_name = best_effort_name(&pax_name);
-            let mut x =
-                ustar_fields(x_name.trim_end_matches('/'), "", ::tar::EntryType::XHeader, 0, 0, record.len() as u64, 0);
-            set_go_checksum(&mut x);
-            self.tar.append(&x, record.as_bytes()).map_err(write_error)?;
-            return go_header(&best_effort_name(name), "", kind, mode, mtime, size, owner);
+        if records.is_empty()
+            && let Some((prefix, suffix)) = split_ustar_path(name)
+        {
+            return go_header(suffix, prefix, kind, mode, mtime, size, owner);
+        }
+        let mut all: Vec<(&str, &[u8])> = records.to_vec();
+        if name.len() > NAME_SIZE || !name.is_ascii() {
+            all.push(("path", name.as_bytes()));
+        }
+        all.sort_by(|a, b| a.0.cmp(b.0));
+        let data: Vec<u8> = all.iter().flat_map(|(k, v)| pax_record(k, v)).collect();
+        // Go names the extended header path.Join(dir, "PaxHeaders.0", file).
+        let pax_name = match name.rfind('/') {
+            Some(i) => format!("{}/PaxHeaders.0/{}", &name[..i], &name[i + 1..]),
+            None => format!("PaxHeaders.0/{name}"),
         };
-        go_header(suffix, prefix, kind, mode, mtime, size, owner)
+        // Go writes the extended header's device fields as NULs, unlike an entry's zeros.
+        let x_name = best_effort_name(&pax_name);
+        let mut x =
+            ustar_fields(x_name.trim_end_matches('/'), "", ::tar::EntryType::XHeader, 0, 0, data.len() as u64, 0);
+        set_go_checksum(&mut x);
+        self.tar.append(&x, &data[..]).map_err(write_error)?;
+        go_header(&best_effort_name(name), "", kind, mode, mtime, size, owner)
     }
 
     /// Writes the tar trailer, flushes the gzip stream and returns the output with the digests.
@@ -215,14 +241,18 @@ fn best_effort_name(name: &str) -> String {
     name.chars().filter(char::is_ascii).collect()
 }
 
-/// One PAX record, `"<len> <key>=<value>\n"`, where `<len>` counts the whole record.
-fn pax_record(key: &str, value: &str) -> String {
+/// One PAX record, `"<len> <key>=<value>\n"`, where `<len>` counts the whole record. Values
+/// are bytes: an extended attribute's may hold anything but NUL-free keys.
+fn pax_record(key: &str, value: &[u8]) -> Vec<u8> {
     let body = key.len() + value.len() + 3;
     let mut len = body + body.to_string().len();
     if len.to_string().len() != body.to_string().len() {
         len = body + len.to_string().len();
     }
-    format!("{len} {key}={value}\n")
+    let mut record = format!("{len} {key}=").into_bytes();
+    record.extend_from_slice(value);
+    record.push(b'\n');
+    record
 }
 
 /// Go's checksum field is six octal digits, a NUL and a space; tar-rs writes seven and a NUL.
@@ -290,6 +320,28 @@ mod tests {
         }
         let (_, digests) = w.finish().unwrap();
         assert_eq!(digests.diff_id, "sha256:85b50fd4de4bb92f7b63a377c9cbb7c2053f7e7163e61c71add221c97a43c69b");
+    }
+
+    /// Entries with PAX records (a capability attribute, Windows' security descriptor, one
+    /// with a long path as well, one at the root): the digest is what Go 1.26's `archive/tar`
+    /// writes for headers with these `PAXRecords` (checked with a throwaway Go program).
+    #[test]
+    fn pax_records_match_go() {
+        let caps: &[u8] = &[0, 0, 0, 2, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        let sd: &[u8] = b"AQAAgBQAAAAkAAAAAAAAAAAAAAABAgAAAAAABSAAAAAhAgAAAQIAAAAAAAUgAAAAIQIAAA==";
+        let long = format!("Files/var/run/ko/{}/file.txt", "d".repeat(120));
+        let entries: [(&str, (&str, &[u8])); 4] = [
+            ("/ko-app/app", ("SCHILY.xattr.security.capability", caps)),
+            ("Files/ko-app/app", ("MSWINDOWS.rawsd", sd)),
+            (long.as_str(), ("MSWINDOWS.rawsd", sd)),
+            ("/x", ("MSWINDOWS.rawsd", sd)),
+        ];
+        let mut w = LayerWriter::new(Vec::new(), Compression::Gzip).unwrap();
+        for (name, record) in entries {
+            w.append_file_with(name, 0o555, 0, 3, &b"hi\n"[..], &[record]).unwrap();
+        }
+        let (_, digests) = w.finish().unwrap();
+        assert_eq!(digests.diff_id, "sha256:804d3b710e4191d3acbd4cdc50606a4769b1795e6c5fd41d07a74ace127c7837");
     }
 
     #[test]

@@ -3,6 +3,10 @@
 //! are confirmed, and an index only after all its children. The first tag is pushed, then the
 //! others are pointed at the same manifest, so a tag never names a partially pushed image.
 //!
+//! SBOMs go up between the two: the manifest is put by digest, then its SBOM (and each child's)
+//! at `sha256-<hex>.sbom`, and only then are the tags moved. An SBOM the registry refuses fails
+//! the publish with the tags where they were (upstream pushes SBOMs alongside its tags).
+//!
 //! A blob is uploaded at most once per session: images that share it (the built-in base layer, an
 //! empty kodata layer) wait for the first upload, then mount it into their own repository.
 //! Each blob's fate (existing, mounted, bytes sent, uploaded) and each manifest put is an event.
@@ -20,6 +24,7 @@ use crate::image::layer::{BlobSource, ByteStream, MemoryBlob};
 use crate::image::{Artifact, Image, Layer, media_type};
 use crate::name::{Destination, Repository};
 use crate::registry::RegistryClient;
+use crate::sbom;
 
 /// Bytes between two progress events of one upload.
 const PROGRESS_STEP: u64 = 1 << 20;
@@ -35,13 +40,20 @@ type Placement = Arc<tokio::sync::Mutex<Option<String>>>;
 pub struct RegistryPublisher {
     client: Arc<RegistryClient>,
     destination: Destination,
+    /// Where SBOMs go instead of each image's repository (`COSIGN_REPOSITORY`).
+    sbom_repository: Option<Repository>,
     events: Events,
     placed: tokio::sync::Mutex<HashMap<String, Placement>>,
 }
 
 impl RegistryPublisher {
-    pub fn new(client: Arc<RegistryClient>, destination: Destination, events: Events) -> Self {
-        RegistryPublisher { client, destination, events, placed: Default::default() }
+    pub fn new(
+        client: Arc<RegistryClient>,
+        destination: Destination,
+        sbom_repository: Option<Repository>,
+        events: Events,
+    ) -> Self {
+        RegistryPublisher { client, destination, sbom_repository, events, placed: Default::default() }
     }
 
     async fn push_blob(&self, repo: &Repository, layer: &Layer) -> Result<()> {
@@ -106,7 +118,7 @@ impl RegistryPublisher {
         Ok(())
     }
 
-    /// Pushes a child image of an index: its blobs, then its manifest by digest.
+    /// Pushes a child image of an index: its blobs, then its manifest by digest, then its SBOM.
     async fn push_child(&self, repo: &Repository, child: &Image) -> Result<()> {
         self.push_blobs(repo, child).await?;
         let by_digest = repo.digest(&child.manifest.digest);
@@ -117,6 +129,46 @@ impl RegistryPublisher {
             digest: child.manifest.digest.clone(),
             media_type: child.media_type.clone(),
         });
+        if let Some(document) = &child.sbom {
+            self.push_sbom(repo, &child.manifest.digest, document).await?;
+        }
+        Ok(())
+    }
+
+    /// Puts a manifest by its digest unless the repository has it already (so that its SBOM can
+    /// name it before any tag does).
+    async fn put_digest(&self, repo: &Repository, digest: &str, bytes: &bytes::Bytes, media_type: &str) -> Result<()> {
+        let by_digest = repo.digest(digest);
+        if self.client.manifest_digest(&by_digest).await?.as_deref() == Some(digest) {
+            tracing::info!("existing manifest: {repo}@{digest}");
+            return Ok(());
+        }
+        self.client.push_manifest(&by_digest, bytes.clone(), media_type).await?;
+        self.events.emit(Event::ManifestPublished {
+            reference: format!("{repo}@{digest}"),
+            digest: digest.to_string(),
+            media_type: media_type.to_string(),
+        });
+        Ok(())
+    }
+
+    /// Pushes the SBOM of the manifest with `digest` (already in `repo`) as an attachment at
+    /// `sha256-<hex>.sbom`, in `repo` or `COSIGN_REPOSITORY`.
+    async fn push_sbom(&self, repo: &Repository, digest: &str, document: &bytes::Bytes) -> Result<()> {
+        let target = self.sbom_repository.as_ref().unwrap_or(repo);
+        let tag = sbom::tag_for(digest);
+        let attachment = Artifact::Image(Arc::new(sbom::attachment(document)?));
+        let Artifact::Image(image) = &attachment else { unreachable!("made as an image") };
+        let pushed = async {
+            self.push_blobs(target, image).await?;
+            self.put_tag(target, &tag, &attachment).await
+        };
+        pushed.await.map_err(|e| {
+            e.context(format!(
+                "cannot publish the SBOM of {repo}@{digest} (its tags were not moved; --sbom=none publishes without SBOMs)"
+            ))
+        })?;
+        tracing::info!("Published SBOM {target}:{tag}");
         Ok(())
     }
 
@@ -152,13 +204,23 @@ impl Publisher for RegistryPublisher {
         let tags = &self.destination.tags;
         tracing::info!("Publishing {repo}:{}", tags[0]);
         match artifact {
-            Artifact::Image(image) => self.push_blobs(&repo, image).await?,
+            Artifact::Image(image) => {
+                self.push_blobs(&repo, image).await?;
+                if let Some(document) = &image.sbom {
+                    self.put_digest(&repo, &image.manifest.digest, &image.manifest.bytes, &image.media_type).await?;
+                    self.push_sbom(&repo, &image.manifest.digest, document).await?;
+                }
+            }
             Artifact::Index(index) => {
                 // Children concurrently (a few at a time), each by digest once its blobs are in;
                 // the index, below, only after all of them.
                 let children: Vec<_> =
                     index.images.iter().map(|child| Box::pin(self.push_child(&repo, child))).collect();
                 futures::stream::iter(children).buffer_unordered(CHILD_JOBS).try_collect::<Vec<()>>().await?;
+                if let Some(document) = &index.sbom {
+                    self.put_digest(&repo, &index.manifest.digest, &index.manifest.bytes, &index.media_type).await?;
+                    self.push_sbom(&repo, &index.manifest.digest, document).await?;
+                }
             }
         }
         self.put_tag(&repo, &tags[0], artifact).await?;

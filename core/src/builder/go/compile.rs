@@ -74,12 +74,6 @@ impl GoBuilder {
     pub(super) async fn compile(&self, wanted: &[Wanted<'_>]) -> Result<Vec<PathBuf>> {
         let mut invocations = Vec::with_capacity(wanted.len());
         for w in wanted {
-            if w.platform.os == "windows" {
-                return Err(Error::unsupported(format!(
-                    "{}: windows images are not supported by this version of ko; choose linux platforms",
-                    w.import_path
-                )));
-            }
             std::fs::create_dir_all(&w.dir).map_err(|e| Error::io(format!("cannot create {}", w.dir.display()), e))?;
             let build = self.build_config(w.import_path).await?;
             let env = self.go.build_env(w.platform, &flags::env_entries(&build, &self.settings.config))?;
@@ -132,7 +126,9 @@ impl GoBuilder {
             }
         }
         for &i in batch {
-            let built = out_dir.join(output_name(wanted[i].import_path));
+            // `go build -o DIR/` names a Windows binary `<name>.exe`.
+            let suffix = if inv.platform.os == "windows" { ".exe" } else { "" };
+            let built = out_dir.join(format!("{}{suffix}", output_name(wanted[i].import_path)));
             let copy = wanted[i].dir.join("out");
             std::fs::hard_link(&built, &copy)
                 .or_else(|_| std::fs::copy(&built, &copy).map(|_| ()))

@@ -13,16 +13,27 @@ use crate::error::Result;
 use crate::image::time::rfc3339;
 
 /// `builds:` by import path: each entry's `main` (relative to its `dir`) qualified with `go list`.
+/// An entry whose `main` does not exist is skipped, and of two entries for one package the last
+/// is used (as upstream's map keeps it); both are reported ([`KoConfig::report`]).
 pub async fn build_configs(config: &KoConfig, go: &Toolchain) -> Result<HashMap<String, BuildConfig>> {
-    let mut by_path = HashMap::new();
-    for (i, b) in config.builds.iter().enumerate() {
+    let mut by_path: HashMap<String, BuildConfig> = HashMap::new();
+    for b in &config.builds {
         let dir = go.working_dir.join(b.dir.as_deref().unwrap_or("."));
-        let main = b.main.as_deref().unwrap_or(".");
-        // A .go file names its package's directory.
-        let main = if main.ends_with(".go") {
-            Path::new(main).parent().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default()
+        let written = b.main.as_deref().unwrap_or(".");
+        // Upstream #483: the path must exist (a .go file names its package's directory).
+        if !dir.join(written).exists() {
+            config.report(format!(
+                "{}: {} names main {written:?}, which does not exist in {}; the entry is ignored",
+                b.main_at,
+                b.name,
+                dir.display()
+            ))?;
+            continue;
+        }
+        let main = if written.ends_with(".go") && dir.join(written).is_file() {
+            Path::new(written).parent().map(|p| p.to_string_lossy().into_owned()).unwrap_or_default()
         } else {
-            main.to_string()
+            written.to_string()
         };
         let pattern = if main.is_empty() || main == "." {
             ".".to_string()
@@ -31,11 +42,13 @@ pub async fn build_configs(config: &KoConfig, go: &Toolchain) -> Result<HashMap<
         } else {
             format!("./{main}")
         };
-        let pkg = go
-            .list(&dir, &pattern)
-            .await
-            .map_err(|e| e.context(format!("builds[{i}] ({}) in .ko.yaml", b.id.as_deref().unwrap_or("no id"))))?;
-        by_path.insert(pkg.import_path, b.clone());
+        let pkg = go.list(&dir, &pattern).await.map_err(|e| e.context(format!("{} in .ko.yaml", b.name)))?;
+        if let Some(earlier) = by_path.insert(pkg.import_path.clone(), b.clone()) {
+            config.report(format!(
+                "{}: {} and {} both name {}; {} is used (the last one, as upstream)",
+                b.at, earlier.name, b.name, pkg.import_path, b.name
+            ))?;
+        }
     }
     Ok(by_path)
 }
@@ -52,7 +65,8 @@ pub async fn invocation(
     env: &[(OsString, OsString)],
 ) -> Result<(Vec<String>, PathBuf)> {
     let config = &settings.config;
-    if let Some(id) = &build.id {
+    if !build.name.is_empty() {
+        let id = build.id.clone().unwrap_or_else(|| format!("#{}", build.index));
         tracing::info!("Using build config {id} for {import_path}");
     }
     let flags = if build.flags.is_empty() { config.default_flags.clone() } else { build.flags.clone() };

@@ -1,8 +1,10 @@
 //! Assembling the image for one platform, as upstream's `buildOne`: the kodata layer and the
 //! binary layer appended to the base with their history entries, then the config edited
-//! (entrypoint, `PATH`, `KO_DATA_PATH`, labels, user, `created`) and the annotations set.
-//! A layer whose inputs the layer cache knows (a binary's Go build ID, a kodata tree's
-//! fingerprint) is not made at all unless a publisher asks for its bytes.
+//! (entrypoint, `Cmd`, `PATH`, `KO_DATA_PATH`, env, labels, user, `created`) and the annotations
+//! set. Windows images get Windows' layout (`Hives/`, `Files/…`, `C:\ko-app\<name>`); a Linux
+//! binary may carry file capabilities. A layer whose inputs the layer cache knows (a binary's Go
+//! build ID, a kodata tree's fingerprint, and every setting that changes the layer's bytes) is not
+//! made at all unless a publisher asks for its bytes.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -10,9 +12,10 @@ use std::sync::Arc;
 use serde_json::{Value, json};
 
 use crate::blocking::{self, Checked};
-use crate::builder::kodata;
+use crate::builder::caps::{self, FileCaps};
+use crate::builder::kodata::{self, Layout, WINDOWS_SD};
 use crate::cache::{self, Cache};
-use crate::config::BuildSettings;
+use crate::config::{BuildSettings, ImageConfig};
 use crate::error::{Error, Result};
 use crate::events::{Event, Events, LayerRole};
 use crate::image::compress::Compression;
@@ -20,9 +23,50 @@ use crate::image::layer::{BlobSource, FileBlob, LazyBlob, Recipe};
 use crate::image::mutate::{History, ImageBuilder};
 use crate::image::tar::{LayerDigests, LayerWriter};
 use crate::image::time::{ZERO_TIME, rfc3339};
-use crate::image::{Descriptor, Image, Index, IndexManifest, Layer, RawJson};
+use crate::image::{Descriptor, Image, Index, IndexManifest, Layer, Platform, RawJson};
 
 pub const APP_DIR: &str = "/ko-app";
+/// Where a Windows image's binary runs from.
+const WINDOWS_APP_DIR: &str = r"C:\ko-app";
+const WINDOWS_KODATA: &str = r"C:\var\run\ko";
+
+/// What the config and manifest get besides the entrypoint and kodata: a build's image settings
+/// over the `.ko.yaml` defaults, and the flags (`--image-label`, `--image-annotation`,
+/// `--image-user`) over both. Labels and annotations merge key by key; env, args and entrypoint
+/// extras of a build replace the defaults' (as a build's `env` replaces `defaultEnv`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ImageSettings {
+    pub env: Vec<String>,
+    pub labels: Vec<(String, String)>,
+    pub annotations: Vec<(String, String)>,
+    pub user: Option<String>,
+    pub args: Vec<String>,
+    pub entrypoint: Vec<String>,
+}
+
+impl ImageSettings {
+    pub fn new(defaults: &ImageConfig, build: &ImageConfig, flags: &BuildSettings) -> ImageSettings {
+        let merged = |layers: [&[(String, String)]; 3]| {
+            let mut out: Vec<(String, String)> = Vec::new();
+            for (k, v) in layers.into_iter().flatten() {
+                match out.iter_mut().find(|(ok, _)| ok == k) {
+                    Some(slot) => slot.1 = v.clone(),
+                    None => out.push((k.clone(), v.clone())),
+                }
+            }
+            out
+        };
+        let either = |own: &Vec<String>, default: &Vec<String>| if own.is_empty() { default } else { own }.clone();
+        ImageSettings {
+            env: either(&build.env, &defaults.env),
+            labels: merged([&defaults.labels, &build.labels, &flags.labels]),
+            annotations: merged([&defaults.annotations, &build.annotations, &flags.annotations]),
+            user: flags.user.clone().or_else(|| build.user.clone()).or_else(|| defaults.user.clone()),
+            args: either(&build.args, &defaults.args),
+            entrypoint: either(&build.entrypoint, &defaults.entrypoint),
+        }
+    }
+}
 
 /// Where a build's layers are made and remembered.
 pub struct LayerContext<'a> {
@@ -66,11 +110,13 @@ impl LayerContext<'_> {
         Ok(MadeLayer { digests, source: Arc::new(source), cached: false })
     }
 
-    /// The kodata layer of the package in `package_dir`, made in `dir`.
+    /// The kodata layer of the package in `package_dir` for images laid out as `layout`, made in
+    /// `dir`.
     pub async fn kodata(
         &self,
         package_dir: PathBuf,
         allowed_root: PathBuf,
+        layout: Layout,
         mtime: u64,
         dir: &Path,
     ) -> Result<MadeLayer> {
@@ -78,21 +124,35 @@ impl LayerContext<'_> {
         let key = match self.cache {
             Some(_) => {
                 let (p, a) = (package_dir.clone(), allowed_root.clone());
-                let fingerprint = blocking::run("kodata", move |_| kodata::fingerprint(&p, &a)).await?;
-                Some(format!("kodata v1 {} mtime={mtime} {fingerprint}", compression.name()))
+                let fingerprint = blocking::run("kodata", move |_| kodata::fingerprint(&p, &a, layout)).await?;
+                Some(format!("kodata v1 {} mtime={mtime}{} {fingerprint}", compression.name(), layout.key()))
             }
             None => None,
         };
         let recipe: Recipe = Arc::new(move |out, abandoned| {
-            kodata::write_layer(&package_dir, &allowed_root, mtime, out, compression, abandoned)
+            kodata::write_layer(&package_dir, &allowed_root, layout, mtime, out, compression, abandoned)
         });
-        self.layer(key, dir.join("kodata.tar.gz"), recipe).await
+        let file = match layout {
+            Layout::Linux => "kodata.tar.gz",
+            Layout::Windows => "kodata-windows.tar.gz",
+        };
+        self.layer(key, dir.join(file), recipe).await
     }
 
     /// The binary layer (the `ko-app` directory, then `binary` at `entry`, as upstream's
-    /// `tarBinary`), made in `dir`. `binary` stays where it is while the image may need it.
-    pub async fn binary(&self, binary: PathBuf, entry: String, dir: &Path) -> Result<MadeLayer> {
+    /// `tarBinary`; for Windows `Hives`, `Files`, `Files/ko-app`, then `Files<entry>`), made in
+    /// `dir`, with `caps` as the binary's `security.capability` attribute. `binary` stays where
+    /// it is while the image may need it.
+    pub async fn binary(
+        &self,
+        binary: PathBuf,
+        entry: String,
+        layout: Layout,
+        caps: Option<FileCaps>,
+        dir: &Path,
+    ) -> Result<MadeLayer> {
         let compression = self.compression;
+        let xattr = caps.filter(|_| layout == Layout::Linux).map(|c| c.xattr());
         let key = match self.cache {
             Some(_) => {
                 let b = binary.clone();
@@ -104,7 +164,8 @@ impl LayerContext<'_> {
                 let size = std::fs::metadata(&binary)
                     .map_err(|e| Error::io(format!("cannot stat {}", binary.display()), e))?
                     .len();
-                Some(format!("binary v1 {} {entry} size={size} {id}", compression.name()))
+                let caps = xattr.map(|x| format!(" caps={}", hex::encode(x))).unwrap_or_default();
+                Some(format!("binary v1 {} {entry}{}{caps} size={size} {id}", compression.name(), layout.key()))
             }
             None => None,
         };
@@ -113,22 +174,42 @@ impl LayerContext<'_> {
                 std::fs::File::open(&binary).map_err(|e| Error::io(format!("cannot open {}", binary.display()), e))?;
             let size = file.metadata().map_err(|e| Error::io(format!("cannot stat {}", binary.display()), e))?.len();
             let mut w = LayerWriter::create(out, compression)?;
-            w.append_dir("ko-app", 0o555, 0)?;
-            w.append_file(&entry, 0o555, 0, size, Checked::new(file, abandoned))?;
+            let data = Checked::new(file, abandoned);
+            match layout {
+                Layout::Linux => {
+                    w.append_dir("ko-app", 0o555, 0)?;
+                    match &xattr {
+                        Some(x) => w.append_file_with(&entry, 0o555, 0, size, data, &[(caps::XATTR_RECORD, x)])?,
+                        None => w.append_file(&entry, 0o555, 0, size, data)?,
+                    }
+                }
+                Layout::Windows => {
+                    for d in ["Hives", "Files", "Files/ko-app"] {
+                        w.append_dir(d, 0o555, 0)?;
+                    }
+                    w.append_file_with(&format!("Files{entry}"), 0o555, 0, size, data, &[WINDOWS_SD])?;
+                }
+            }
             w.finish().map(|(_, d)| d)
         });
-        self.layer(key, dir.join("binary.tar.gz"), recipe).await
+        let file = match layout {
+            Layout::Linux => "binary.tar.gz",
+            Layout::Windows => "binary-windows.tar.gz",
+        };
+        self.layer(key, dir.join(file), recipe).await
     }
 }
 
 /// What one platform's image is made of, besides its base.
 pub struct Parts<'a> {
     pub import_path: &'a str,
-    pub platform: String,
+    pub platform: &'a Platform,
+    /// `/ko-app/<name>` (the history entry says so for Windows images too, as upstream's).
     pub app_path: &'a str,
     pub kodata: &'a MadeLayer,
     pub binary: &'a MadeLayer,
     pub base_annotations: Vec<(&'static str, String)>,
+    pub image: &'a ImageSettings,
 }
 
 /// Appends ko's two layers to `builder` (the base), edits the config and annotations, and
@@ -148,7 +229,7 @@ pub fn assemble(
     for (role, made) in [(LayerRole::Kodata, parts.kodata), (LayerRole::Binary, parts.binary)] {
         events.emit(Event::LayerReady {
             import_path: parts.import_path.into(),
-            platform: parts.platform.clone(),
+            platform: parts.platform.to_string(),
             layer: role,
             digest: made.digests.digest.clone(),
             diff_id: made.digests.diff_id.clone(),
@@ -176,43 +257,67 @@ pub fn assemble(
             comment: format!("go build output, at {}", parts.app_path),
         },
     );
-    edit_config(&mut builder, parts.app_path, settings);
+    edit_config(&mut builder, &parts, settings);
     let annotations = builder.annotations();
     for (k, v) in parts.base_annotations {
         annotations.insert(k.to_string(), v);
     }
-    for (k, v) in &settings.annotations {
+    for (k, v) in &parts.image.annotations {
         annotations.insert(k.clone(), v.clone());
     }
     builder.build()
 }
 
-fn edit_config(builder: &mut ImageBuilder, app_path: &str, settings: &BuildSettings) {
+fn edit_config(builder: &mut ImageBuilder, parts: &Parts<'_>, settings: &BuildSettings) {
+    let image = parts.image;
+    let (program, app_dir, separator, kodata_path) = match Layout::for_os(&parts.platform.os) {
+        Layout::Linux => (parts.app_path.to_string(), APP_DIR, ':', kodata::KODATA_ROOT),
+        Layout::Windows => {
+            let name = parts.app_path.rsplit('/').next().unwrap_or_default();
+            // Windows separates PATH entries with ';' (upstream writes ':', which breaks a PATH
+            // the base sets; with none, both give `PATH=C:\ko-app`).
+            (format!(r"{WINDOWS_APP_DIR}\{name}"), WINDOWS_APP_DIR, ';', WINDOWS_KODATA)
+        }
+    };
     let rc = builder.runtime_config();
-    rc.insert("Entrypoint".into(), json!([app_path]));
-    rc.remove("Cmd");
+    let entrypoint: Vec<&str> =
+        std::iter::once(program.as_str()).chain(image.entrypoint.iter().map(String::as_str)).collect();
+    rc.insert("Entrypoint".into(), json!(entrypoint));
+    if image.args.is_empty() {
+        rc.remove("Cmd");
+    } else {
+        rc.insert("Cmd".into(), json!(image.args));
+    }
     let mut env: Vec<String> = rc
         .get("Env")
         .and_then(Value::as_array)
         .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
         .unwrap_or_default();
     match env.iter_mut().find(|e| e.starts_with("PATH=")) {
-        Some(path) => path.push_str(&format!(":{APP_DIR}")),
-        None => env.push(format!("PATH={APP_DIR}")),
+        Some(path) => path.push_str(&format!("{separator}{app_dir}")),
+        None => env.push(format!("PATH={app_dir}")),
     }
-    env.push(format!("KO_DATA_PATH={}", kodata::KODATA_ROOT));
+    env.push(format!("KO_DATA_PATH={kodata_path}"));
+    // imageEnv entries replace a variable of the same name, else are added.
+    for entry in &image.env {
+        let name = entry.split('=').next().unwrap_or(entry);
+        match env.iter_mut().find(|e| e.split('=').next() == Some(name)) {
+            Some(slot) => slot.clone_from(entry),
+            None => env.push(entry.clone()),
+        }
+    }
     rc.insert("Env".into(), json!(env));
-    if !settings.labels.is_empty() {
+    if !image.labels.is_empty() {
         let labels = rc.entry("Labels").or_insert_with(|| json!({}));
         if !labels.is_object() {
             *labels = json!({});
         }
         let labels = labels.as_object_mut().expect("just made an object");
-        for (k, v) in &settings.labels {
+        for (k, v) in &image.labels {
             labels.insert(k.clone(), json!(v));
         }
     }
-    if let Some(user) = &settings.user {
+    if let Some(user) = &image.user {
         rc.insert("User".into(), json!(user));
     }
     let top = builder.config_file();
@@ -252,7 +357,7 @@ pub fn make_index(
         manifests,
         annotations: (!annotations.is_empty()).then(|| annotations.into_iter().collect()),
     };
-    Ok(Index { media_type: media_type.to_string(), manifest: RawJson::encode(&index)?, images })
+    Ok(Index { media_type: media_type.to_string(), manifest: RawJson::encode(&index)?, images, sbom: None })
 }
 
 #[cfg(test)]

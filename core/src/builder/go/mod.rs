@@ -2,8 +2,8 @@
 //! call: a plan of what to make ([`plan`]: base, platforms, kodata), the binaries ([`compile`]:
 //! one `go build` for every group that shares flags and platform), and the images ([`layers`]:
 //! the kodata and binary layers appended to the base and the config edited, exactly as
-//! upstream's `gobuild` does). `jobs` bounds concurrent `go build`s (and `go list`s) across
-//! everything this builder does.
+//! upstream's `gobuild` does), each image (and index) with its SBOM when SBOMs are on. `jobs`
+//! bounds concurrent `go build`s (and `go list`s) across everything this builder does.
 //!
 //! - [`toolchain`]: the `go` commands and their environment;
 //! - [`flags`]: `builds:` entries, flags and ldflags, templating.
@@ -22,11 +22,14 @@ use tokio::sync::{Mutex, OnceCell, Semaphore};
 
 use super::Builder;
 use super::base::BaseResolver;
+use crate::blocking;
+use crate::builder::kodata::Layout;
 use crate::cache::Cache;
 use crate::config::{BuildConfig, Settings};
 use crate::error::{Error, Result};
 use crate::events::Events;
 use crate::image::{Artifact, Image};
+use crate::sbom::{self, BinaryInfo};
 use compile::Wanted;
 use layers::{APP_DIR, LayerContext, Parts};
 use plan::Plan;
@@ -135,34 +138,67 @@ impl GoBuilder {
         Ok(configs.get(import_path).cloned().unwrap_or_default())
     }
 
-    /// The images of `plan`, once `binaries` (one per target, in order) are built.
-    async fn assemble(&self, plan: Plan, binaries: Vec<std::path::PathBuf>) -> Result<Artifact> {
-        let app_path = format!("{APP_DIR}/{}", layers::app_filename(&plan.import_path));
-        let mut children = Vec::with_capacity(plan.targets.len());
-        for (target, binary) in plan.targets.into_iter().zip(binaries) {
+    /// The images of `plan`, once `binaries` (one per target, in order) are built, each with its
+    /// SBOM when SBOMs are on (and the index with its own).
+    async fn assemble(&self, mut plan: Plan, binaries: Vec<std::path::PathBuf>) -> Result<Artifact> {
+        let app = layers::app_filename(&plan.import_path);
+        let app_path = format!("{APP_DIR}/{app}");
+        let targets = std::mem::take(&mut plan.targets);
+        let mut children = Vec::with_capacity(targets.len());
+        for (target, binary) in targets.into_iter().zip(binaries) {
             let dir = binary.parent().map(std::path::Path::to_path_buf).unwrap_or_default();
-            let binary_layer = self.layer_context(&plan.tmp).binary(binary.clone(), app_path.clone(), &dir).await?;
+            // Read before the binary layer is made: a binary not in the layer cache is removed then.
+            let binary_info = match self.settings.build.sbom {
+                true => {
+                    let (path, cache) = (binary.clone(), self.cache.clone());
+                    Some(blocking::run("binary info", move |_| BinaryInfo::of(&path, cache.as_ref())).await?)
+                }
+                false => None,
+            };
+            let layout = Layout::for_os(&target.platform.os);
+            let binary_layer =
+                self.layer_context(&plan.tmp).binary(binary.clone(), app_path.clone(), layout, plan.caps, &dir).await?;
             if !binary_layer.cached {
                 // The binary is in the layer file now, which is what publishers read.
                 let _ = std::fs::remove_file(&binary);
             }
             let parts = Parts {
                 import_path: &plan.import_path,
-                platform: target.platform.to_string(),
+                platform: &target.platform,
                 app_path: &app_path,
-                kodata: &plan.kodata,
+                kodata: plan.kodata_for(&target.platform),
                 binary: &binary_layer,
                 base_annotations: target.base_annotations,
+                image: &plan.image,
             };
-            let image: Image = layers::assemble(target.base, parts, &self.settings.build, &self.events)?;
+            let mut image: Image = layers::assemble(target.base, parts, &self.settings.build, &self.events)?;
+            if let Some(info) = &binary_info {
+                let document = sbom::image_document(&image, &app_path, info)?;
+                self.keep_sbom(&app, Some(&target.platform), &document)?;
+                image.sbom = Some(document);
+            }
             children.push((target.template, image));
         }
         Ok(match plan.index {
             None => Artifact::Image(Arc::new(children.remove(0).1)),
             Some((media_type, annotations)) => {
-                Artifact::Index(Arc::new(layers::make_index(&media_type, children, annotations)?))
+                let mut index = layers::make_index(&media_type, children, annotations)?;
+                if self.settings.build.sbom {
+                    let document = sbom::index_document(&index)?;
+                    self.keep_sbom(&app, None, &document)?;
+                    index.sbom = Some(document);
+                }
+                Artifact::Index(Arc::new(index))
             }
         })
+    }
+
+    /// Writes an SBOM into `--sbom-dir`, when one is set.
+    fn keep_sbom(&self, app: &str, platform: Option<&crate::image::Platform>, document: &[u8]) -> Result<()> {
+        match &self.settings.build.sbom_dir {
+            Some(dir) => sbom::write_file(&sbom::file_in(dir, app, platform), document),
+            None => Ok(()),
+        }
     }
 
     fn layer_context<'a>(&'a self, tmp: &'a Arc<tempfile::TempDir>) -> LayerContext<'a> {

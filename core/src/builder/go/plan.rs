@@ -1,14 +1,16 @@
 //! What to build for an import path, before anything is compiled: its base (resolved once per
 //! session), the platforms that base and the request have in common (upstream's matching: base
 //! order kept, one match gives a plain image, several an index), the kodata layer shared by all
-//! of them, and the working directory their files go in.
+//! of them (one per layout: Linux, Windows), the image settings of its `builds:` entry, and the
+//! working directory their files go in.
 
 use std::sync::Arc;
 
 use super::GoBuilder;
-use super::layers::MadeLayer;
+use super::layers::{ImageSettings, MadeLayer};
 use crate::builder::base::{Base, Synthetic};
-use crate::builder::kodata;
+use crate::builder::caps::FileCaps;
+use crate::builder::kodata::{self, Layout};
 use crate::error::{Error, Result};
 use crate::image::mutate::ImageBuilder;
 use crate::image::platform::PlatformSelection;
@@ -44,10 +46,22 @@ pub struct Plan {
     pub import_path: String,
     /// The build's working directory (removed when the last image using it is dropped).
     pub tmp: Arc<tempfile::TempDir>,
-    pub kodata: MadeLayer,
+    /// The kodata layer for each layout the targets need.
+    pub kodata: Vec<(Layout, MadeLayer)>,
     pub targets: Vec<Target>,
+    pub image: ImageSettings,
+    /// `linux_capabilities` of its `builds:` entry.
+    pub caps: Option<FileCaps>,
     /// With several targets: the index's media type and annotations.
     pub index: Option<(String, Vec<(String, String)>)>,
+}
+
+impl Plan {
+    /// The kodata layer for images of `platform`.
+    pub fn kodata_for(&self, platform: &Platform) -> &MadeLayer {
+        let layout = Layout::for_os(&platform.os);
+        &self.kodata.iter().find(|(l, _)| *l == layout).expect("planned for every target's layout").1
+    }
 }
 
 impl GoBuilder {
@@ -69,10 +83,9 @@ impl GoBuilder {
                 .tempdir_in(self.settings.env.temp_dir())
                 .map_err(|e| Error::io("cannot create a temporary directory", e))?,
         });
-        let module_dir = pkg.module.as_ref().and_then(|m| m.dir.as_deref());
-        let allowed = kodata::allowed_root(&pkg.dir, module_dir, settings.kodata_allowed_root.as_deref());
-        let mtime = settings.kodata_epoch.unwrap_or(0).max(0) as u64;
-        let kodata = self.layer_context(&tmp).kodata(pkg.dir.clone(), allowed, mtime, tmp.path()).await?;
+        let build = self.build_config(import_path).await?;
+        let image = ImageSettings::new(&self.settings.config.image_defaults, &build.image, settings);
+        let caps = FileCaps::parse(&build.linux_capabilities).map_err(|e| e.context(&build.name))?;
         let base_ref = base.reference().to_string();
         let annotate = |digest: &str| vec![(BASE_NAME, base_ref.clone()), (BASE_DIGEST, digest.to_string())];
         let entry = |platform: &Platform| {
@@ -136,12 +149,17 @@ impl GoBuilder {
                 .await?;
                 let mut annotations =
                     vec![(BASE_NAME.to_string(), base_ref.clone()), (BASE_DIGEST.to_string(), manifest.digest.clone())];
-                annotations.extend(settings.annotations.iter().cloned());
+                annotations.extend(image.annotations.iter().cloned());
                 (targets, Some((index_type.clone(), annotations)))
             }
             Base::Synthetic(kind) => {
                 let mut targets = Vec::new();
                 for platform in self.synthetic_platforms(import_path)? {
+                    if platform.os == "windows" {
+                        return Err(Error::invalid(format!(
+                            "{import_path}: {platform} needs a Windows base image, and {base_ref} has no Windows files; name one as defaultBaseImage or in baseImageOverrides (e.g. mcr.microsoft.com/windows/nanoserver:ltsc2022)"
+                        )));
+                    }
                     let (base, digest) = match kind {
                         Synthetic::Scratch => (ImageBuilder::empty(&platform), None),
                         Synthetic::Static => {
@@ -160,12 +178,26 @@ impl GoBuilder {
                 if let Some(d) = &base_digest {
                     annotations.push((BASE_DIGEST.to_string(), d.clone()));
                 }
-                annotations.extend(settings.annotations.iter().cloned());
+                annotations.extend(image.annotations.iter().cloned());
                 (targets, Some((media_type::OCI_INDEX.to_string(), annotations)))
             }
         };
         let index = if targets.len() > 1 { index } else { None };
-        Ok(Plan { import_path: import_path.to_string(), tmp, kodata, targets, index })
+        let module_dir = pkg.module.as_ref().and_then(|m| m.dir.as_deref());
+        let allowed = kodata::allowed_root(&pkg.dir, module_dir, settings.kodata_allowed_root.as_deref());
+        let mtime = settings.kodata_epoch.unwrap_or(0).max(0) as u64;
+        let mut kodata = Vec::new();
+        for target in &targets {
+            let layout = Layout::for_os(&target.platform.os);
+            if !kodata.iter().any(|(l, _)| *l == layout) {
+                let layer = self
+                    .layer_context(&tmp)
+                    .kodata(pkg.dir.clone(), allowed.clone(), layout, mtime, tmp.path())
+                    .await?;
+                kodata.push((layout, layer));
+            }
+        }
+        Ok(Plan { import_path: import_path.to_string(), tmp, kodata, targets, index, image, caps })
     }
 
     fn synthetic_platforms(&self, import_path: &str) -> Result<Vec<Platform>> {
