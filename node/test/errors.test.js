@@ -87,9 +87,13 @@ test('KO_IO: an output in a missing directory, refused before anything is built'
 
 test('KO_CONFIG: a .ko.yaml that does not parse, with the parser error as cause', async () => {
   const dir = tempDir('config')
-  fs.writeFileSync(path.join(dir, '.ko.yaml'), 'defaultPlatforms: {a: b}\n')
-  const e = await rejectsWith(ko.build('./cmd/hello', { dockerRepo: unreachable, workingDir: app, configPath: dir }), 'KO_CONFIG', new RegExp(dir))
+  fs.writeFileSync(path.join(dir, '.ko.yaml'), 'defaultPlatforms: [unclosed\n')
+  const e = await rejectsWith(ko.build('./cmd/hello', { dockerRepo: unreachable, workingDir: app, configPath: dir }), 'KO_CONFIG', new RegExp(`${dir}/.ko.yaml:1:19: invalid YAML`))
   assert.ok(e.cause instanceof Error)
+  // A value of the wrong shape is a warning, and an error when KO_STRICT_CONFIG=1 says so.
+  fs.writeFileSync(path.join(dir, '.ko.yaml'), 'defaultPlatforms: {a: b}\n')
+  const strict = { ...process.env, KO_STRICT_CONFIG: '1' }
+  await rejectsWith(ko.build('./cmd/hello', { dockerRepo: unreachable, workingDir: app, configPath: dir, env: strict }), 'KO_CONFIG', /defaultPlatforms/)
   const missingRepo = { ...process.env }
   delete missingRepo.KO_DOCKER_REPO
   await rejectsWith(ko.build('./cmd/hello', { workingDir: app, env: missingRepo }), 'KO_CONFIG', /KO_DOCKER_REPO is not set: set it \(or dockerRepo\).*push false/)

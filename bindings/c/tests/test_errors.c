@@ -5,9 +5,9 @@
 
 #include <sys/stat.h>
 
-static void build_fails(const char *repo, const char *path, ko_error_code_t code, const char *needle,
+static void build_fails(const char *repo, bool push, const char *path, ko_error_code_t code, const char *needle,
                         const char *file, int line) {
-  ko_session_t *session = fixture_session(repo, true);
+  ko_session_t *session = fixture_session(repo, push);
   if (!session) return;
   const char *paths[] = {path};
   ko_published_list_t *list = (ko_published_list_t *)session;
@@ -21,11 +21,11 @@ TEST(error_invalid_input) {
   ko_session_t *session = NULL;
   CHECK_ERROR(ko_session_new(options, &session), KO_INVALID_INPUT, "invalid repository \"UPPER/!!bad\"");
   ko_options_delete(options);
-  build_fails("127.0.0.1:1/x", "./pkg/lib", KO_INVALID_INPUT, "is not a main package", __FILE__, __LINE__);
+  build_fails("127.0.0.1:1/x", true, "./pkg/lib", KO_INVALID_INPUT, "is not a main package", __FILE__, __LINE__);
 }
 
 TEST(error_not_found) {
-  build_fails("127.0.0.1:1/x", "./cmd/nope", KO_NOT_FOUND, "cmd/nope", __FILE__, __LINE__);
+  build_fails("127.0.0.1:1/x", true, "./cmd/nope", KO_NOT_FOUND, "cmd/nope", __FILE__, __LINE__);
   ko_session_t *session = fixture_session("127.0.0.1:1/x", false);
   REQUIRE(session != NULL);
   const char *paths[] = {"nope.yaml"};
@@ -35,11 +35,12 @@ TEST(error_not_found) {
 }
 
 TEST(error_build) {
-  build_fails("127.0.0.1:1/x", "./cmd/broken", KO_BUILD, "undefined: thisDoesNotExist", __FILE__, __LINE__);
+  /* Not pushed: an unreachable destination is found while building. */
+  build_fails("127.0.0.1:1/x", false, "./cmd/broken", KO_BUILD, "undefined: thisDoesNotExist", __FILE__, __LINE__);
 }
 
 TEST(error_registry) {
-  build_fails("127.0.0.1:1/x", "./cmd/hello", KO_REGISTRY, "Connection refused", __FILE__, __LINE__);
+  build_fails("127.0.0.1:1/x", true, "./cmd/hello", KO_REGISTRY, "Connection refused", __FILE__, __LINE__);
 }
 
 TEST(error_auth) {
@@ -49,7 +50,7 @@ TEST(error_auth) {
                            kt_refusing_server_port(tokens));
   kt_registry *registry = kt_registry_start(config);
   char *repo = kt_format("%s/x", registry->address);
-  build_fails(repo, "./cmd/hello", KO_AUTH, "401", __FILE__, __LINE__);
+  build_fails(repo, true, "./cmd/hello", KO_AUTH, "401", __FILE__, __LINE__);
   free(repo);
   free(config);
   kt_registry_stop(registry);
@@ -57,7 +58,7 @@ TEST(error_auth) {
 }
 
 TEST(error_io) {
-  /* The tarball is written when the session finishes, into a directory that does not exist. */
+  /* A tarball in a directory that does not exist: refused before anything is built. */
   ko_options_t *options = fixture_options("127.0.0.1:1/x", false);
   char *tarball = kt_format("%s/missing/image.tar", kt_tempdir());
   REQUIRE_OK(ko_options_set_tarball(options, tarball));
@@ -67,16 +68,15 @@ TEST(error_io) {
   ko_options_delete(options);
   const char *paths[] = {"./cmd/second"};
   ko_published_list_t *list = NULL;
-  REQUIRE_OK(ko_build(session, paths, 1, NULL, &list));
-  ko_published_list_delete(list);
-  CHECK_ERROR(ko_session_finish(session), KO_IO, "cannot write tarball");
+  CHECK_ERROR(ko_build(session, paths, 1, NULL, &list), KO_IO, "missing does not exist; create it first");
+  CHECK(list == NULL);
   ko_session_delete(session);
 }
 
 TEST(error_config) {
   const char *dir = kt_tempdir();
   char *config = kt_format("%s/.ko.yaml", dir);
-  REQUIRE(kt_write_file(config, "defaultPlatforms: {a: b}\n"));
+  REQUIRE(kt_write_file(config, "defaultPlatforms: [unclosed\n"));
   ko_options_t *options = fixture_options("127.0.0.1:1/x", true);
   REQUIRE_OK(ko_options_set_config_path(options, dir));
   ko_session_t *session = NULL;

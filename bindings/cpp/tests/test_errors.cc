@@ -8,8 +8,8 @@
 
 namespace {
 
-void build(const std::string &repo, const std::string &path) {
-  ko::Session session(kt::fixture(repo, true));
+void build(const std::string &repo, const std::string &path, bool push = true) {
+  ko::Session session(kt::fixture(repo, push));
   session.build({path});
 }
 
@@ -24,7 +24,9 @@ TEST(Errors, NotFound) {
 }
 
 TEST(Errors, Build) {
-  kt::expect_error([] { build("127.0.0.1:1/x", "./cmd/broken"); }, ko::ErrorCode::Build, "undefined: thisDoesNotExist");
+  // Not pushed: an unreachable destination is found while building.
+  kt::expect_error([] { build("127.0.0.1:1/x", "./cmd/broken", false); }, ko::ErrorCode::Build,
+                   "undefined: thisDoesNotExist");
 }
 
 TEST(Errors, Registry) {
@@ -43,13 +45,13 @@ TEST(Errors, Auth) {
 
 TEST(Errors, Io) {
   ko::Session session(kt::fixture("127.0.0.1:1/x", false).tarball(std::string(kt_tempdir()) + "/missing/image.tar"));
-  session.build({"./cmd/second"});
-  kt::expect_error([&] { session.finish(); }, ko::ErrorCode::Io, "cannot write tarball");
+  // Refused before anything is built.
+  kt::expect_error([&] { session.build({"./cmd/second"}); }, ko::ErrorCode::Io, "missing does not exist; create it first");
 }
 
 TEST(Errors, Config) {
   const std::string dir = kt_tempdir();
-  write(dir + "/.ko.yaml", "defaultPlatforms: {a: b}\n");
+  write(dir + "/.ko.yaml", "defaultPlatforms: [unclosed\n");
   kt::expect_error([&] { ko::Session s(kt::fixture("127.0.0.1:1/x", true).config_path(dir)); }, ko::ErrorCode::Config,
                    dir + "/.ko.yaml");
 }
