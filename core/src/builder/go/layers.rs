@@ -34,37 +34,25 @@ const WINDOWS_KODATA: &str = r"C:\var\run\ko";
 /// over the `.ko.yaml` defaults, and the flags (`--image-label`, `--image-annotation`,
 /// `--image-user`) over both. Labels and annotations merge key by key; env, args and entrypoint
 /// extras of a build replace the defaults' (as a build's `env` replaces `defaultEnv`).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct ImageSettings {
-    pub env: Vec<String>,
-    pub labels: Vec<(String, String)>,
-    pub annotations: Vec<(String, String)>,
-    pub user: Option<String>,
-    pub args: Vec<String>,
-    pub entrypoint: Vec<String>,
-}
-
-impl ImageSettings {
-    pub fn new(defaults: &ImageConfig, build: &ImageConfig, flags: &BuildSettings) -> ImageSettings {
-        let merged = |layers: [&[(String, String)]; 3]| {
-            let mut out: Vec<(String, String)> = Vec::new();
-            for (k, v) in layers.into_iter().flatten() {
-                match out.iter_mut().find(|(ok, _)| ok == k) {
-                    Some(slot) => slot.1 = v.clone(),
-                    None => out.push((k.clone(), v.clone())),
-                }
+pub fn effective_image(defaults: &ImageConfig, build: &ImageConfig, flags: &BuildSettings) -> ImageConfig {
+    let merged = |layers: [&[(String, String)]; 3]| {
+        let mut out: Vec<(String, String)> = Vec::new();
+        for (k, v) in layers.into_iter().flatten() {
+            match out.iter_mut().find(|(ok, _)| ok == k) {
+                Some(slot) => slot.1 = v.clone(),
+                None => out.push((k.clone(), v.clone())),
             }
-            out
-        };
-        let either = |own: &Vec<String>, default: &Vec<String>| if own.is_empty() { default } else { own }.clone();
-        ImageSettings {
-            env: either(&build.env, &defaults.env),
-            labels: merged([&defaults.labels, &build.labels, &flags.labels]),
-            annotations: merged([&defaults.annotations, &build.annotations, &flags.annotations]),
-            user: flags.user.clone().or_else(|| build.user.clone()).or_else(|| defaults.user.clone()),
-            args: either(&build.args, &defaults.args),
-            entrypoint: either(&build.entrypoint, &defaults.entrypoint),
         }
+        out
+    };
+    let either = |own: &Vec<String>, default: &Vec<String>| if own.is_empty() { default } else { own }.clone();
+    ImageConfig {
+        env: either(&build.env, &defaults.env),
+        labels: merged([&defaults.labels, &build.labels, &flags.labels]),
+        annotations: merged([&defaults.annotations, &build.annotations, &flags.annotations]),
+        user: flags.user.clone().or_else(|| build.user.clone()).or_else(|| defaults.user.clone()),
+        args: either(&build.args, &defaults.args),
+        entrypoint: either(&build.entrypoint, &defaults.entrypoint),
     }
 }
 
@@ -209,7 +197,7 @@ pub struct Parts<'a> {
     pub kodata: &'a MadeLayer,
     pub binary: &'a MadeLayer,
     pub base_annotations: Vec<(&'static str, String)>,
-    pub image: &'a ImageSettings,
+    pub image: &'a ImageConfig,
 }
 
 /// Appends ko's two layers to `builder` (the base), edits the config and annotations, and

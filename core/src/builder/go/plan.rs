@@ -7,7 +7,7 @@
 use std::sync::Arc;
 
 use super::GoBuilder;
-use super::layers::{ImageSettings, MadeLayer};
+use super::layers::{MadeLayer, effective_image};
 use crate::builder::base::{Base, Synthetic};
 use crate::builder::caps::FileCaps;
 use crate::builder::kodata::{self, Layout};
@@ -49,7 +49,7 @@ pub struct Plan {
     /// The kodata layer for each layout the targets need.
     pub kodata: Vec<(Layout, MadeLayer)>,
     pub targets: Vec<Target>,
-    pub image: ImageSettings,
+    pub image: crate::config::ImageConfig,
     /// `linux_capabilities` of its `builds:` entry.
     pub caps: Option<FileCaps>,
     /// With several targets: the index's media type and annotations.
@@ -84,7 +84,7 @@ impl GoBuilder {
                 .map_err(|e| Error::io("cannot create a temporary directory", e))?,
         });
         let build = self.build_config(import_path).await?;
-        let image = ImageSettings::new(&self.settings.config.image_defaults, &build.image, settings);
+        let image = effective_image(&self.settings.config.image_defaults, &build.image, settings);
         let caps = FileCaps::parse(&build.linux_capabilities).map_err(|e| e.context(&build.name))?;
         let base_ref = base.reference().to_string();
         let annotate = |digest: &str| vec![(BASE_NAME, base_ref.clone()), (BASE_DIGEST, digest.to_string())];
