@@ -15,6 +15,7 @@ mod plan;
 mod toolchain;
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -28,7 +29,8 @@ use crate::cache::Cache;
 use crate::config::{BuildConfig, Settings};
 use crate::error::{Error, Result};
 use crate::events::Events;
-use crate::image::{Artifact, Image};
+use crate::image::platform::PlatformSelection;
+use crate::image::{Artifact, Image, Platform};
 use crate::sbom::{self, BinaryInfo};
 use compile::Wanted;
 use layers::{APP_DIR, LayerContext, Parts};
@@ -257,19 +259,41 @@ impl Builder for GoBuilder {
     }
 
     async fn build(&self, import_paths: &[&str]) -> Result<Vec<Artifact>> {
-        let plans = futures::future::try_join_all(import_paths.iter().map(|ip| self.plan(ip))).await?;
-        let mut wanted = Vec::new();
-        for plan in &plans {
-            for target in &plan.targets {
-                let dir = plan.tmp.path().join(target.platform.to_string().replace(['/', ':'], "_"));
-                wanted.push(Wanted { import_path: &plan.import_path, platform: &target.platform, dir });
+        let dirs = import_paths.iter().map(|_| self.work_dir()).collect::<Result<Vec<_>>>()?;
+        let target_dir = |tmp: &tempfile::TempDir, platform: &Platform| {
+            tmp.path().join(platform.to_string().replace(['/', ':'], "_"))
+        };
+        // Named platforms are what go builds whatever the base holds (a base can only take some
+        // away), so those builds run while the bases are fetched; what a base's platforms add or
+        // change is built after.
+        let named: &[Platform] = match &self.settings.build.platforms {
+            PlatformSelection::Only(list) => list,
+            PlatformSelection::All => &[],
+        };
+        let mut early = Vec::new();
+        for (import_path, tmp) in import_paths.iter().zip(&dirs) {
+            for platform in named.iter().filter(|p| !p.os.is_empty() && !p.architecture.is_empty()) {
+                early.push(Wanted { import_path, platform, dir: target_dir(tmp, platform) });
             }
         }
-        let mut binaries = self.compile(&wanted).await?.into_iter();
-        drop(wanted);
+        let planning =
+            futures::future::try_join_all(import_paths.iter().zip(&dirs).map(|(ip, tmp)| self.plan(ip, tmp.clone())));
+        let (plans, early_binaries) = futures::future::try_join(planning, self.compile(&early)).await?;
+        let mut built: HashMap<PathBuf, PathBuf> = early.into_iter().map(|w| w.dir).zip(early_binaries).collect();
+        let mut late = Vec::new();
+        for plan in &plans {
+            for target in &plan.targets {
+                let dir = target_dir(&plan.tmp, &target.platform);
+                if !built.contains_key(&dir) {
+                    late.push(Wanted { import_path: &plan.import_path, platform: &target.platform, dir });
+                }
+            }
+        }
+        let late_binaries = self.compile(&late).await?;
+        built.extend(late.into_iter().map(|w| w.dir).zip(late_binaries));
         let mut assembling = Vec::with_capacity(plans.len());
         for plan in plans {
-            let mine: Vec<_> = binaries.by_ref().take(plan.targets.len()).collect();
+            let mine = plan.targets.iter().map(|t| built[&target_dir(&plan.tmp, &t.platform)].clone()).collect();
             assembling.push(self.assemble(plan, mine));
         }
         futures::future::try_join_all(assembling).await

@@ -65,8 +65,19 @@ impl Plan {
 }
 
 impl GoBuilder {
-    /// Plans `import_path` (qualified): base, platforms, kodata.
-    pub(super) async fn plan(&self, import_path: &str) -> Result<Plan> {
+    /// A build's working directory: in the cache's `tmp/`, else under the temporary directory.
+    pub(super) fn work_dir(&self) -> Result<Arc<tempfile::TempDir>> {
+        Ok(Arc::new(match &self.cache {
+            Some(cache) => cache.temp_dir()?,
+            None => tempfile::Builder::new()
+                .prefix("ko")
+                .tempdir_in(self.settings.env.temp_dir())
+                .map_err(|e| Error::io("cannot create a temporary directory", e))?,
+        }))
+    }
+
+    /// Plans `import_path` (qualified) in its working directory `tmp`: base, platforms, kodata.
+    pub(super) async fn plan(&self, import_path: &str, tmp: Arc<tempfile::TempDir>) -> Result<Plan> {
         let pkg = self.package(import_path).await?;
         let settings = &self.settings.build;
         let base_name = settings.base_image.clone().unwrap_or_else(|| self.settings.config.base_for(import_path));
@@ -76,13 +87,6 @@ impl GoBuilder {
             Some(d) => tracing::info!("Using base {}@{d} for {import_path}", base.reference()),
             None => tracing::info!("Using base {} for {import_path}", base.reference()),
         }
-        let tmp = Arc::new(match &self.cache {
-            Some(cache) => cache.temp_dir()?,
-            None => tempfile::Builder::new()
-                .prefix("ko")
-                .tempdir_in(self.settings.env.temp_dir())
-                .map_err(|e| Error::io("cannot create a temporary directory", e))?,
-        });
         let build = self.build_config(import_path).await?;
         let image = effective_image(&self.settings.config.image_defaults, &build.image, settings);
         let caps = FileCaps::parse(&build.linux_capabilities).map_err(|e| e.context(&build.name))?;
