@@ -93,8 +93,9 @@ pub fn retryable_error(e: &reqwest::Error) -> bool {
 /// Parses `Retry-After`: delay-seconds or an HTTP date (IMF-fixdate), relative to `now`.
 pub fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
     let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+    // delta-seconds is `1*DIGIT`: no sign (Rust's integer parsing would take a `+`).
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(Duration::from_secs(value.parse().unwrap_or(u64::MAX)));
     }
     let at = parse_http_date(value)?;
     Some(at.duration_since(now).unwrap_or(Duration::ZERO))
@@ -141,6 +142,9 @@ mod tests {
         assert_eq!(parse_retry_after("Thu, 01 Jan 1970 00:00:00 GMT", SystemTime::UNIX_EPOCH), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("-1", now), None);
+        // Found by fuzzing: a sign is not delta-seconds; a number too large for u64 is a very long wait.
+        assert_eq!(parse_retry_after("+1022012020120260", now), None);
+        assert_eq!(parse_retry_after("99999999999999999999999", now), Some(Duration::from_secs(u64::MAX)));
         // Found by fuzzing: a five-digit year meant a wait of 97,000 years; a huge one overflowed.
         assert_eq!(parse_retry_after("Sun, 06 Nov 98941 0:49:37 GMT", now), None);
         assert_eq!(parse_retry_after("Sun, 06 Nov 99999999999999999 0:49:37 GMT", now), None);
