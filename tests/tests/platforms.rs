@@ -177,3 +177,34 @@ fn arches(index: &Value) -> Vec<String> {
         .map(|m| m["platform"]["architecture"].as_str().unwrap_or("?").to_string())
         .collect()
 }
+
+/// Builds for named platforms start before the base is read; one the base does not have is
+/// dropped as before, even when the program does not compile for it.
+#[test]
+fn a_named_platform_the_base_lacks_is_dropped_even_when_it_would_not_compile() {
+    let reg = Registry::start();
+    let base = push_base_index(&reg, "multi", "v1", &["amd64", "arm64"]);
+    let fx = GoFixture::app();
+    fs::write(fx.path().join("cmd/hello/broken_s390x.go"), "//go:build s390x\n\npackage main\n\nthis is not Go\n")
+        .unwrap();
+    let out = ko_ok(
+        fx.ko()
+            .args(["build", "--platform=linux/arm64,linux/s390x", "./cmd/hello"])
+            .env("KO_DOCKER_REPO", format!("{}/dropped", reg.host()))
+            .env("KO_DEFAULTBASEIMAGE", &base.reference),
+    );
+    let (img, bin) = child_binary(&refs(&out, 1).remove(0));
+    assert_eq!(elf_machine(&bin), EM_AARCH64);
+    assert_eq!(img.config()["architecture"], "arm64");
+    // The same program with the platform the base has broken fails with go's error.
+    fs::write(fx.path().join("cmd/hello/broken_arm64.go"), "//go:build arm64\n\npackage main\n\nthis is not Go\n")
+        .unwrap();
+    let out = ko_fail(
+        fx.ko()
+            .args(["build", "--platform=linux/arm64,linux/s390x", "./cmd/hello"])
+            .env("KO_DOCKER_REPO", format!("{}/dropped", reg.host()))
+            .env("KO_DEFAULTBASEIMAGE", &base.reference),
+        KO_TIMEOUT,
+    );
+    assert!(out.stderr.contains("broken_arm64.go"), "{}", out.describe());
+}

@@ -190,7 +190,11 @@ impl KoConfig {
             }
             None => working_dir.join(".ko.yaml"),
         };
-        let mut config = match std::fs::read_to_string(&path) {
+        // Opened as kodata is: a FIFO named by KO_CONFIG_PATH must not block ko where no cancel reaches.
+        let read = crate::files::read_regular(&path).and_then(|bytes| {
+            String::from_utf8(bytes).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+        });
+        let mut config = match read {
             Ok(text) => Self::parse(&text, &path)?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && explicit.is_none() => KoConfig::default(),
             Err(e) => {

@@ -90,15 +90,29 @@ impl Node {
         }
     }
 
+    /// How many nodes this one holds, itself included.
+    fn size(&self) -> usize {
+        1 + match &self.value {
+            Value::Scalar(_) => 0,
+            Value::Seq(items) => items.iter().map(Node::size).sum(),
+            Value::Map(entries) => entries.iter().map(|(k, v)| k.size() + v.size()).sum(),
+        }
+    }
+
     pub fn is_null(&self) -> bool {
         matches!(&self.value, Value::Scalar(s) if s.kind() == ScalarKind::Null)
     }
 }
 
+/// More than any real `.ko.yaml` copies through aliases, and little enough to build at once.
+const MAX_ALIASED_NODES: usize = 100_000;
+
 /// Parses the first document of `text` (named `name` in errors); `None` when it has none or it
 /// is empty.
 pub fn parse(text: &str, name: &str) -> Result<Option<Node>> {
     let mut builder = Builder::default();
+    // Nodes that aliases copy, in all: nested aliases grow exponentially ("billion laughs").
+    let mut copied = 0usize;
     for item in Parser::new_from_str(text) {
         let (event, span) = item.map_err(|e| {
             let m = e.marker();
@@ -127,6 +141,12 @@ pub fn parse(text: &str, name: &str) -> Result<Option<Node>> {
                 let node = builder.anchors.get(&id).cloned().ok_or_else(|| {
                     Error::config(format!("{name}:{line}:{column}: invalid YAML: an alias to an unknown anchor"))
                 })?;
+                copied += node.size();
+                if copied > MAX_ALIASED_NODES {
+                    return Err(Error::config(format!(
+                        "{name}:{line}:{column}: invalid YAML: aliases expand to more than {MAX_ALIASED_NODES} nodes; write the values out, or alias less"
+                    )));
+                }
                 // The alias stands where it is written; its contents keep their own positions.
                 builder.push(Node { line, column, ..node }, 0);
             }
@@ -209,6 +229,22 @@ fn merge_keys(entries: &mut Vec<(Node, Node)>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nested_aliases_are_refused_before_they_expand() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            let prev = format!("*a{}", i - 1);
+            text.push_str(&format!("a{i}: &a{i} [{}]\n", [prev.as_str(); 10].join(", ")));
+        }
+        let start = std::time::Instant::now();
+        let e = parse(&text, ".ko.yaml").unwrap_err().to_string();
+        assert!(e.contains("aliases expand to more than 100000 nodes"), "{e}");
+        assert!(start.elapsed() < std::time::Duration::from_secs(5));
+        // A few aliases, as a real file has them, are fine.
+        let ok = parse("x: &x {a: 1}\ny: *x\nz: *x\n", ".ko.yaml").unwrap().unwrap();
+        assert_eq!(ok.size(), 13, "the map, three keys and three copies of {{a: 1}}");
+    }
 
     fn scalar(n: &Node) -> (&str, ScalarKind) {
         match &n.value {

@@ -33,6 +33,14 @@ impl Repository {
     /// Parses a repository such as `KO_DOCKER_REPO`: a registry host with an optional path, or a
     /// Docker Hub name (`user/app` → `docker.io/user/app`). Tags and digests are refused.
     pub fn parse(s: &str) -> Result<Self> {
+        // `user:token@host/…` (a URL habit) would put a secret into the message: never quoted.
+        let userinfo = |t: &str| t.split('/').next().is_some_and(|host| host.contains('@'));
+        let after_scheme = s.split_once("://").map_or(s, |(_, rest)| rest);
+        if userinfo(after_scheme) {
+            return Err(Error::invalid(
+                "invalid repository: it holds credentials (user:password@host); write only the registry and path, and log in with `ko login` or `docker login`",
+            ));
+        }
         let bad = |why: &str| {
             Error::invalid(format!(
                 "invalid repository {s:?}: {why}; expected e.g. registry.example.com/team or 127.0.0.1:5000/images"
@@ -204,6 +212,10 @@ mod tests {
         assert!(Repository::parse("host/x@sha256:abc").is_err());
         assert!(Repository::parse("").is_err());
         let says = |s: &str| Repository::parse(s).unwrap_err().to_string();
+        for with_secret in ["https://me:s3cret@reg.example/x", "me:s3cret@reg.example/x", "tok3n@reg.example"] {
+            let e = says(with_secret);
+            assert!(!e.contains("s3cret") && !e.contains("tok3n") && e.contains("holds credentials"), "{e}");
+        }
         assert!(
             says("UPPER/case").contains("repository names are lower-case (write \"upper/case\")"),
             "{}",

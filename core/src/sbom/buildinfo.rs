@@ -80,8 +80,9 @@ pub fn read(path: &Path) -> Result<BuildInfo> {
     Ok(parse_modinfo(text(version), &text(modinfo)))
 }
 
-/// The `path`, `mod` and `dep` lines (`=>` replacements apply to the line before) of the
-/// module information, as `debug.ParseBuildInfo` reads them.
+/// The `path`, `mod` and `dep` lines of the module information, as `debug.ParseBuildInfo`
+/// reads them; `=>` replacement lines are passed over, so a replaced module keeps the path and
+/// version it is required at (as upstream's SBOM lists it).
 fn parse_modinfo(go_version: String, modinfo: &str) -> BuildInfo {
     let mut info = BuildInfo { go_version, path: String::new(), main: None, deps: Vec::new() };
     let module = |fields: &[&str]| Module {
@@ -145,6 +146,11 @@ fn elf_section(file: &File, head: &[u8], name: &[u8]) -> std::io::Result<Option<
         (u32_at(head, 0x20), u16_at(head, 0x2e), u16_at(head, 0x30), u16_at(head, 0x32))
     };
     if shentsize < 40 || shnum == 0 || shnum > 65_535 || shstrndx >= shnum {
+        return Ok(None);
+    }
+    // The table must lie in the file: its size comes from the header, not from what was read.
+    let file_len = file.metadata()?.len();
+    if shoff.checked_add(shentsize * shnum).is_none_or(|end| end > file_len) {
         return Ok(None);
     }
     let mut table = vec![0u8; (shentsize * shnum) as usize];

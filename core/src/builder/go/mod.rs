@@ -19,6 +19,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use futures::FutureExt;
 use tokio::sync::{Mutex, OnceCell, Semaphore};
 
 use super::Builder;
@@ -264,26 +265,48 @@ impl Builder for GoBuilder {
             tmp.path().join(platform.to_string().replace(['/', ':'], "_"))
         };
         // Named platforms are what go builds whatever the base holds (a base can only take some
-        // away), so those builds run while the bases are fetched; what a base's platforms add or
-        // change is built after.
+        // away), so those builds run while the bases are fetched, one group per platform. A group
+        // that fails only matters if a plan keeps its platform, and then its error is the build's.
+        // What a base's platforms add or change is built after.
         let named: &[Platform] = match &self.settings.build.platforms {
             PlatformSelection::Only(list) => list,
             PlatformSelection::All => &[],
         };
-        let mut early = Vec::new();
-        for (import_path, tmp) in import_paths.iter().zip(&dirs) {
-            for platform in named.iter().filter(|p| !p.os.is_empty() && !p.architecture.is_empty()) {
-                early.push(Wanted { import_path, platform, dir: target_dir(tmp, platform) });
-            }
-        }
+        let early: Vec<Vec<Wanted>> = named
+            .iter()
+            .filter(|p| !p.os.is_empty() && !p.architecture.is_empty())
+            .map(|platform| {
+                import_paths
+                    .iter()
+                    .zip(&dirs)
+                    .map(|(import_path, tmp)| Wanted { import_path, platform, dir: target_dir(tmp, platform) })
+                    .collect()
+            })
+            .collect();
         let planning =
             futures::future::try_join_all(import_paths.iter().zip(&dirs).map(|(ip, tmp)| self.plan(ip, tmp.clone())));
-        let (plans, early_binaries) = futures::future::try_join(planning, self.compile(&early)).await?;
-        let mut built: HashMap<PathBuf, PathBuf> = early.into_iter().map(|w| w.dir).zip(early_binaries).collect();
+        // Early builds never fail the join, so a failing plan ends it at once (and them with it).
+        let building = futures::future::join_all(early.iter().map(|group| self.compile(group))).map(Ok);
+        let (plans, early_binaries) = futures::future::try_join(planning, building).await?;
+        let mut built: HashMap<PathBuf, PathBuf> = HashMap::new();
+        let mut errors = Vec::new();
+        let mut failed: HashMap<PathBuf, usize> = HashMap::new();
+        for (group, binaries) in early.into_iter().zip(early_binaries) {
+            match binaries {
+                Ok(binaries) => built.extend(group.into_iter().map(|w| w.dir).zip(binaries)),
+                Err(e) => {
+                    failed.extend(group.into_iter().map(|w| (w.dir, errors.len())));
+                    errors.push(Some(e));
+                }
+            }
+        }
         let mut late = Vec::new();
         for plan in &plans {
             for target in &plan.targets {
                 let dir = target_dir(&plan.tmp, &target.platform);
+                if let Some(e) = failed.get(&dir).and_then(|&i| errors[i].take()) {
+                    return Err(e);
+                }
                 if !built.contains_key(&dir) {
                     late.push(Wanted { import_path: &plan.import_path, platform: &target.platform, dir });
                 }
