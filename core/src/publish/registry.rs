@@ -160,6 +160,12 @@ impl RegistryPublisher {
         let attachment = Artifact::Image(Arc::new(sbom::attachment(document)?));
         let Artifact::Image(image) = &attachment else { unreachable!("made as an image") };
         let pushed = async {
+            // A tag naming this attachment already has its blobs (a registry takes no manifest
+            // without them): an unchanged rebuild asks once, not once per blob.
+            if self.tag_names(target, &tag, attachment.digest()).await? {
+                tracing::info!("existing manifest: {target}:{tag}@{}", attachment.digest());
+                return Ok(());
+            }
             self.push_blobs(target, image).await?;
             self.put_tag(target, &tag, &attachment).await
         };
@@ -172,10 +178,21 @@ impl RegistryPublisher {
         Ok(())
     }
 
+    /// Whether `repo:tag` names `digest` now.
+    async fn tag_names(&self, repo: &Repository, tag: &str, digest: &str) -> Result<bool> {
+        Ok(self.client.manifest_digest(&repo.tag(tag)).await?.as_deref() == Some(digest))
+    }
+
     /// Puts a manifest at `tag` unless the tag already names exactly this digest.
     async fn put_tag(&self, repo: &Repository, tag: &str, artifact: &Artifact) -> Result<()> {
+        let current = self.tag_names(repo, tag, artifact.digest()).await?;
+        self.put_tag_unless(repo, tag, artifact, current).await
+    }
+
+    /// Puts a manifest at `tag` unless `current` (the tag names exactly this digest already).
+    async fn put_tag_unless(&self, repo: &Repository, tag: &str, artifact: &Artifact, current: bool) -> Result<()> {
         let reference = repo.tag(tag);
-        if self.client.manifest_digest(&reference).await?.as_deref() == Some(artifact.digest()) {
+        if current {
             tracing::info!("existing manifest: {repo}:{tag}@{}", artifact.digest());
             return Ok(());
         }
@@ -203,11 +220,17 @@ impl Publisher for RegistryPublisher {
         let repo = self.destination.repository_for(import_path);
         let tags = &self.destination.tags;
         tracing::info!("Publishing {repo}:{}", tags[0]);
+        // Asked once, before anything is put: what the first tag names now.
+        let current = self.tag_names(&repo, &tags[0], artifact.digest()).await?;
         match artifact {
             Artifact::Image(image) => {
                 self.push_blobs(&repo, image).await?;
                 if let Some(document) = &image.sbom {
-                    self.put_digest(&repo, &image.manifest.digest, &image.manifest.bytes, &image.media_type).await?;
+                    // The first tag naming this image means the repository has it by digest.
+                    if !current {
+                        self.put_digest(&repo, &image.manifest.digest, &image.manifest.bytes, &image.media_type)
+                            .await?;
+                    }
                     self.push_sbom(&repo, &image.manifest.digest, document).await?;
                 }
             }
@@ -218,12 +241,15 @@ impl Publisher for RegistryPublisher {
                     index.images.iter().map(|child| Box::pin(self.push_child(&repo, child))).collect();
                 futures::stream::iter(children).buffer_unordered(CHILD_JOBS).try_collect::<Vec<()>>().await?;
                 if let Some(document) = &index.sbom {
-                    self.put_digest(&repo, &index.manifest.digest, &index.manifest.bytes, &index.media_type).await?;
+                    if !current {
+                        self.put_digest(&repo, &index.manifest.digest, &index.manifest.bytes, &index.media_type)
+                            .await?;
+                    }
                     self.push_sbom(&repo, &index.manifest.digest, document).await?;
                 }
             }
         }
-        self.put_tag(&repo, &tags[0], artifact).await?;
+        self.put_tag_unless(&repo, &tags[0], artifact, current).await?;
         for tag in &tags[1..] {
             tracing::info!("Tagging {repo}:{tag}");
             self.put_tag(&repo, tag, artifact).await?;
