@@ -598,7 +598,20 @@ impl Decoder {
     fn image_setting(&mut self, image: &mut ImageConfig, f: &Field, path: &str, value: &Node) {
         let key = f.name.strip_prefix("default").unwrap_or(f.name).to_ascii_lowercase();
         match key.as_str() {
-            "imageenv" => set_list(&mut image.env, self.list(path, f, value)),
+            "imageenv" => {
+                let entries = self.list(path, f, value).map(|entries| {
+                    // `FOO` alone would replace the base's `FOO=bar` with nothing at all.
+                    let (kept, bare): (Vec<String>, Vec<String>) = entries.into_iter().partition(|e| e.contains('='));
+                    for entry in bare {
+                        self.warn(
+                            value,
+                            format!("{path}: {entry:?} is not KEY=VALUE (e.g. LOG_LEVEL=debug); ignoring it"),
+                        );
+                    }
+                    kept
+                });
+                set_list(&mut image.env, entries)
+            }
             "labels" => {
                 if let Some(pairs) = self.map(path, f, value) {
                     image.labels = pairs;
@@ -748,6 +761,16 @@ mod tests {
             c.diagnostics[1].contains("defaultEnv: list entries must be strings, found a list"),
             "{:?}",
             c.diagnostics
+        );
+    }
+
+    #[test]
+    fn an_image_env_entry_without_a_value_is_ignored_with_a_warning() {
+        let c = parse("defaultImageEnv: [A=1, BARE, B=]\n");
+        assert_eq!(c.image_defaults.env, ["A=1", "B="]);
+        assert_eq!(
+            c.diagnostics,
+            ["/x/.ko.yaml:1:18: defaultImageEnv: \"BARE\" is not KEY=VALUE (e.g. LOG_LEVEL=debug); ignoring it"]
         );
     }
 
