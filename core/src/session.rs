@@ -390,6 +390,14 @@ fn check_writable_file(path: &Path, replaced: bool) -> std::result::Result<(), (
     use std::io::ErrorKind::*;
     match std::fs::metadata(path) {
         Ok(m) if m.is_dir() => return Err(("is a directory; name a file".into(), IsADirectory.into())),
+        // Written in place: the file itself must take writes, whatever its directory allows.
+        Ok(m) if m.is_file() && !replaced => {
+            return std::fs::OpenOptions::new()
+                .write(true)
+                .open(path)
+                .map(drop)
+                .map_err(|e| (format!("cannot write {}: {e}", path.display()), e));
+        }
         Ok(m) if m.is_file() => {}
         Ok(_) if replaced => return Err(("exists and is not a regular file; name a file".into(), InvalidInput.into())),
         Ok(_) => return Ok(()),
@@ -496,6 +504,8 @@ mod tests {
         assert!(check_writable_file(&d.join("file/x"), false).unwrap_err().0.contains("is not a directory"));
         assert!(check_writable_file(Path::new("/dev/null"), true).unwrap_err().0.contains("not a regular file"));
         assert!(check_writable_file(Path::new("/dev/null"), false).is_ok());
+        // An existing file written in place needs no writable directory (nothing can be created in /proc/self).
+        assert_eq!(check_writable_file(Path::new("/proc/self/comm"), false).map_err(|e| e.0), Ok(()));
         assert!(check_writable_dir(&d.join("a/b/c")).is_ok(), "created with its parents");
         assert!(check_writable_dir(&d.join("file/sub")).unwrap_err().0.contains("is not a directory"));
         assert!(
