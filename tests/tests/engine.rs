@@ -185,12 +185,17 @@ fn events_trace_a_build_then_a_rebuild_that_uploads_nothing() {
     let (raw, parsed) = inspect_raw(&docker(&reference));
     let (name, digest) = split_digest(&reference);
     let (_, sbom) = inspect_raw(&docker(&format!("{name}:{}.sbom", digest.replacen(':', "-", 1))));
-    let mut want: HashMap<String, u64> = HashMap::new();
-    for m in [&parsed, &sbom] {
-        for d in m["layers"].as_array().unwrap().iter().chain([&m["config"]]) {
-            want.insert(d["digest"].as_str().unwrap().into(), d["size"].as_u64().unwrap());
-        }
-    }
+    let blobs = |m: &serde_json::Value| -> HashMap<String, u64> {
+        m["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .chain([&m["config"]])
+            .map(|d| (d["digest"].as_str().unwrap().into(), d["size"].as_u64().unwrap()))
+            .collect()
+    };
+    let mut want = blobs(&parsed);
+    want.extend(blobs(&sbom));
     let mut got = HashMap::new();
     for e in &first {
         if let Event::BlobUploaded { digest, size, .. } = e {
@@ -217,7 +222,8 @@ fn events_trace_a_build_then_a_rebuild_that_uploads_nothing() {
             _ => None,
         })
         .collect();
-    assert_eq!(existing, want, "a rebuild finds every blob in the registry");
+    // The SBOM's tag already names its attachment, so its blobs are not asked about again.
+    assert_eq!(existing, blobs(&parsed), "a rebuild finds every blob of the image in the registry");
 }
 
 #[test]
