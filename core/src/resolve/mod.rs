@@ -4,6 +4,7 @@
 //! original text. Every byte that is not a replaced scalar is kept: comments, order,
 //! indentation, quoting, CRLF, anchors.
 
+mod fast;
 pub mod scan;
 pub mod select;
 #[cfg(test)]
