@@ -6,7 +6,6 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -128,7 +127,7 @@ impl BaseResolver {
         if let Some(image) = daemon_image(name)? {
             return self.load_daemon(name, &image).await;
         }
-        let reference = Reference::from_str(name).map_err(|e| {
+        let reference = crate::name::parse_reference(name).map_err(|e| {
             Error::config(format!(
                 "invalid base image {name:?}: {e}; use a registry reference, `{OCI_LAYOUT_PREFIX}DIR`, `{DOCKER_DAEMON_PREFIX}NAME`, `scratch` or `static`"
             ))

@@ -2,12 +2,14 @@
 //! and the upstream namers that turn an import path into a repository name.
 
 use std::fmt;
-use std::str::FromStr;
 
 use md5::{Digest as _, Md5};
 use oci_client::Reference;
 
 use crate::error::{Error, Result};
+
+mod reference;
+pub use reference::parse_reference;
 
 /// The destination that means "the Docker engine" (`KO_DOCKER_REPO=ko.local[/prefix]`), and the
 /// prefix of base images read from it, as upstream.
@@ -77,7 +79,7 @@ impl Repository {
         let valid = |registry: &str, path: &str| {
             let probe =
                 if path.is_empty() { format!("{registry}/x:latest") } else { format!("{registry}/{path}:latest") };
-            Reference::from_str(&probe).map(drop)
+            parse_reference(&probe).map(drop)
         };
         if let Err(e) = valid(&registry, &path) {
             // Upper case is the usual slip: say so, with the name to write, when that is all.

@@ -61,7 +61,7 @@ pub fn base_repository(name: &str) -> (String, Option<String>) {
         || name == "scratch"
         || name.starts_with("oci-layout:")
         || name.starts_with("docker-daemon:");
-    if !own && let Ok(r) = oci_client::Reference::try_from(name) {
+    if !own && let Ok(r) = crate::name::parse_reference(name) {
         let repository = format!("{}/{}", r.resolve_registry(), r.repository());
         // A reference with a digest is a digest reference, tag or not (as ggcr parses it).
         let tag = if r.digest().is_some() { None } else { r.tag().map(str::to_string) };
