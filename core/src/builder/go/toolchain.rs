@@ -1,5 +1,5 @@
-//! Calls into the Go toolchain: `go list` (what a path names, cached per session until the
-//! package's files change), `go env`, `go build` with the environment upstream gives it, and the
+//! Calls into the Go toolchain: `go list` (what a path names, cached per session and on disk
+//! until something its answer depends on changes), `go env`, `go build` with the environment upstream gives it, and the
 //! `-toolexec` ban, checked before any `go` command runs.
 
 use std::collections::HashMap;
@@ -67,31 +67,66 @@ impl Listed {
     }
 }
 
-/// Names, sizes and modification times of the package directory's entries and of the module's
-/// `go.mod`, `go.sum` and `go.work`: what `go list`'s answer depends on, short of reading files.
+/// What `go list`'s answer (import path, package name, directory, module) depends on, short of
+/// running it: the names of the package directory's entries, each Go file's header (its build
+/// constraints and package clause, read with [`go_header`]), and the module's `go.mod`, `go.sum`
+/// and `go.work` (sizes and times). An edit below a file's package clause, the usual one in the
+/// inner loop, leaves it as it was, so the next build skips `go list`.
 fn fingerprint(pkg: &Package) -> String {
     use std::os::unix::fs::MetadataExt;
     let mut h = Sha256::new();
-    let mut stat = |p: &Path| {
-        h.update(p.as_os_str().as_encoded_bytes());
-        if let Ok(m) = std::fs::metadata(p) {
-            h.update(format!(" {} {}.{} {}\n", m.len(), m.mtime(), m.mtime_nsec(), m.ino()));
-        }
-    };
-    stat(&pkg.dir);
+    h.update(pkg.dir.as_os_str().as_encoded_bytes());
     if let Ok(entries) = std::fs::read_dir(&pkg.dir) {
-        let mut names: Vec<_> = entries.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+        let mut names: Vec<_> = entries.filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
         names.sort();
-        for p in names {
-            stat(&p);
+        for name in names {
+            h.update(b"\n");
+            h.update(name.as_encoded_bytes());
+            if name.as_encoded_bytes().ends_with(b".go") {
+                match std::fs::read(pkg.dir.join(&name)) {
+                    Ok(text) => {
+                        let header = go_header(&text);
+                        h.update(format!(" {}:", header.len()));
+                        h.update(header);
+                    }
+                    Err(e) => h.update(format!(" unreadable {:?}", e.kind())),
+                }
+            }
         }
     }
     if let Some(module_dir) = pkg.module.as_ref().and_then(|m| m.dir.as_ref()) {
         for f in ["go.mod", "go.sum", "go.work"] {
-            stat(&module_dir.join(f));
+            let p = module_dir.join(f);
+            h.update(p.as_os_str().as_encoded_bytes());
+            if let Ok(m) = std::fs::metadata(&p) {
+                h.update(format!(" {} {}.{} {}\n", m.len(), m.mtime(), m.mtime_nsec(), m.ino()));
+            }
         }
     }
     hex::encode(h.finalize())
+}
+
+/// A Go file's bytes through its package clause: white space and comments (build constraints
+/// among them), then `package` and the name. The whole file when it does not start that way,
+/// so that any change to it counts.
+fn go_header(text: &[u8]) -> &[u8] {
+    let mut i = 0;
+    loop {
+        match text.get(i..).unwrap_or_default() {
+            [b' ' | b'\t' | b'\r' | b'\n', ..] => i += 1,
+            [b'/', b'/', ..] => i += text[i..].iter().position(|&c| c == b'\n').unwrap_or(text.len() - i),
+            [b'/', b'*', ..] => match text[i + 2..].windows(2).position(|w| w == b"*/") {
+                Some(end) => i += 2 + end + 2,
+                None => return text,
+            },
+            [b'p', b'a', b'c', b'k', b'a', b'g', b'e', b' ' | b'\t', ..] => {
+                let name = i + 8 + text[i + 8..].iter().take_while(|c| matches!(c, b' ' | b'\t')).count();
+                let end = name + text[name..].iter().take_while(|c| c.is_ascii_alphanumeric() || **c == b'_').count();
+                return if end > name { &text[..end] } else { text };
+            }
+            _ => return text,
+        }
+    }
 }
 
 /// The toolchain as a session uses it: which `go`, with which environment. `go env` and the
@@ -340,6 +375,59 @@ mod tests {
         assert!(listed.is_current());
         std::fs::write(dir.path().join("other.go"), "package lib\n").unwrap();
         assert!(!listed.is_current());
+    }
+
+    /// An edit below the package clause keeps a listing current; one to the clause, to a build
+    /// constraint or to the set of files does not.
+    #[test]
+    fn only_edits_that_can_change_what_go_lists_make_a_listing_stale() {
+        let dir = tempfile::tempdir().unwrap();
+        let main = dir.path().join("main.go");
+        std::fs::write(
+            &main,
+            "// Copyright\n/* a\n package lib */\n//go:build linux\n\npackage main\n\nfunc main() {}\n",
+        )
+        .unwrap();
+        let pkg = Package {
+            import_path: "example.com/x".into(),
+            name: "main".into(),
+            dir: dir.path().to_path_buf(),
+            module: None,
+            error: None,
+        };
+        let listed = Listed::new(pkg);
+        std::fs::write(
+            &main,
+            "// Copyright\n/* a\n package lib */\n//go:build linux\n\npackage main\n\nfunc main() { println(1) }\n",
+        )
+        .unwrap();
+        assert!(listed.is_current(), "a change to the code");
+        for stale in [
+            "// Copyright\n/* a\n package lib */\n//go:build darwin\n\npackage main\n\nfunc main() {}\n",
+            "// Copyright\n/* a\n package lib */\n//go:build linux\n\npackage mainx\n\nfunc main() {}\n",
+            "// Copyright\n/* a\n package lib */\n//go:build linux\n\npackage main2\n",
+            "/* unterminated\npackage main\n",
+        ] {
+            std::fs::write(&main, stale).unwrap();
+            assert!(!listed.is_current(), "{stale:?}");
+        }
+        std::fs::write(
+            &main,
+            "// Copyright\n/* a\n package lib */\n//go:build linux\n\npackage main\n\nfunc main() {}\n",
+        )
+        .unwrap();
+        assert!(listed.is_current());
+        std::fs::write(dir.path().join("notes.txt"), "x").unwrap();
+        assert!(!listed.is_current(), "a new file");
+    }
+
+    #[test]
+    fn a_go_header_ends_with_the_package_name() {
+        assert_eq!(go_header(b"// c\n\npackage main // x\nimport \"os\"\n"), b"// c\n\npackage main");
+        assert_eq!(go_header(b"/* */package\tmain_2;"), b"/* */package\tmain_2");
+        assert_eq!(go_header(b"packages main\n"), b"packages main\n");
+        assert_eq!(go_header(b"package\n"), b"package\n");
+        assert_eq!(go_header(b""), b"");
     }
 
     #[test]
