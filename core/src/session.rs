@@ -204,8 +204,9 @@ impl Session {
             }
         }
         // The destination is checked while the builds run: an engine that is not running fails
-        // the call now, not after the builds.
-        let (_, artifacts) = futures::future::try_join(self.publisher.ready(), self.builder.build(&unique)).await?;
+        // the call now, not after the builds. The builds go first, so that `go` starts before
+        // the check's own work (setting up TLS) runs.
+        let (artifacts, _) = futures::future::try_join(self.builder.build(&unique), self.publisher.ready()).await?;
         // At most `jobs` images are published at once (each uploads a few blobs at once).
         // Boxed before streaming: a lazy `map` adaptor here defeats the Send inference that
         // the bindings' `async_trait` futures need.

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::env::Env;
 use crate::error::{Error, Result};
-use crate::registry::transport::USER_AGENT;
+use crate::registry::transport;
 
 /// The engine's socket when `DOCKER_HOST` is unset.
 pub const DEFAULT_SOCKET: &str = "/var/run/docker.sock";
@@ -44,7 +44,7 @@ impl Host {
                 format!("unix://{DEFAULT_SOCKET} (the default: DOCKER_HOST is not set)"),
             ),
         };
-        let builder = reqwest::Client::builder().user_agent(USER_AGENT).connect_timeout(CONNECT_TIMEOUT);
+        let builder = transport::client_builder().connect_timeout(CONNECT_TIMEOUT);
         let (builder, base_url) = match endpoint {
             Endpoint::Unix(path) => (builder.unix_socket(path), "http://localhost".to_string()),
             Endpoint::Tcp { authority, tls: false } => (builder, format!("http://{authority}")),

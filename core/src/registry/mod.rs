@@ -90,7 +90,7 @@ struct Host {
     insecure: bool,
     certs_d: PathBuf,
     roots: Arc<TlsRoots>,
-    client: std::sync::OnceLock<reqwest::Client>,
+    client: std::sync::OnceLock<std::result::Result<reqwest::Client, String>>,
     base: tokio::sync::OnceCell<Url>,
     scheme: Mutex<AuthScheme>,
     tokens: tokio::sync::Mutex<HashMap<String, Token>>,
@@ -99,12 +99,13 @@ struct Host {
 impl Host {
     /// The host's client, for any URL (plain HTTP, and TLS with the system's roots, the
     /// session's extra ones and docker's `certs.d` for this host, which setting it up loads).
+    /// Made once: a caller that comes while [`RegistryClient::warm_up`] makes it waits for it.
     fn http(&self) -> Result<&reqwest::Client> {
-        if let Some(client) = self.client.get() {
-            return Ok(client);
-        }
-        let client = transport::http_client(&self.registry, self.insecure, self.roots.get(), &self.certs_d)?;
-        Ok(self.client.get_or_init(|| client))
+        let made = self.client.get_or_init(|| {
+            transport::http_client(&self.registry, self.insecure, self.roots.get(), &self.certs_d)
+                .map_err(|e| e.message().to_string())
+        });
+        made.as_ref().map_err(|message| Error::new(ErrorKind::Registry, message.clone()))
     }
 }
 

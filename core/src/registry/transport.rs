@@ -21,6 +21,16 @@ use crate::error::{Error, ErrorKind, Result};
 
 pub const USER_AGENT: &str = concat!("ko/", env!("CARGO_PKG_VERSION"), " (rust)");
 
+/// A client builder with ko's user agent, after making ring rustls's process-wide crypto
+/// provider unless the process already chose one (an embedder's choice stands). Not aws-lc-rs,
+/// reqwest's default: its random generator first gathers CPU jitter entropy, about 40 ms of CPU
+/// at the start of every process that speaks TLS (the first ping of a loopback registry does),
+/// where ring reads the kernel's.
+pub fn client_builder() -> reqwest::ClientBuilder {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder().user_agent(USER_AGENT)
+}
+
 /// Docker's per-registry certificate directory.
 pub const DOCKER_CERTS_D: &str = "/etc/docker/certs.d";
 
@@ -289,8 +299,7 @@ pub fn http_client(
         tracing::debug!("{registry}: trusting {}", f.display());
         roots.extend(pem_file(&f));
     }
-    reqwest::Client::builder()
-        .user_agent(USER_AGENT)
+    client_builder()
         .connect_timeout(DEADLINES.connect)
         .pool_idle_timeout(Duration::from_secs(60))
         .tls_certs_merge(roots)
