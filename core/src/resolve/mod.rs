@@ -160,7 +160,7 @@ impl Plan {
             let resolved = splice(text, refs, reference_for);
             done(name, refs.len());
             if out.is_empty() {
-                out.push_str(&resolved);
+                out = resolved;
                 continue;
             }
             // Joining files: a byte-order mark is only valid at the very start of the stream, and

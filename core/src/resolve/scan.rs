@@ -2,6 +2,7 @@
 //! yields each document's byte range and each image-reference scalar's exact byte span and quote
 //! style. Nothing is re-encoded; the splicer replaces those spans and keeps every other byte.
 
+use std::collections::HashMap;
 use std::ops::Range;
 
 use granit_parser::{Event, Parser, ScalarStyle, StructureStyle};
@@ -10,7 +11,7 @@ use super::fast;
 use crate::error::{Error, Result};
 
 /// How a scalar was written, which decides how its replacement is written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Quoting {
     Plain,
     Single,
@@ -234,15 +235,20 @@ fn plain_safe(s: &str, in_flow: bool) -> bool {
     !matches!(s, "true" | "false" | "null" | "~" | "yes" | "no" | "on" | "off") && s.parse::<f64>().is_err()
 }
 
-/// Replaces each span with its rendering, keeping every other byte.
+/// Replaces each span with its rendering, keeping every other byte. Each import path is asked
+/// for and rendered once per quoting: a large input repeats the same few many times.
 pub fn splice(text: &str, refs: &[RefSpan], reference_for: &dyn Fn(&str) -> String) -> String {
     let mut spans: Vec<&RefSpan> = refs.iter().collect();
     spans.sort_by_key(|r| r.range.start);
+    let mut rendered: HashMap<(&str, Quoting, bool), String> = HashMap::new();
     let mut out = String::with_capacity(text.len() + refs.len() * 64);
     let mut at = 0;
     for r in spans {
         out.push_str(&text[at..r.range.start]);
-        out.push_str(&render(&reference_for(&r.import_path), r.quoting, r.in_flow));
+        let key = (r.import_path.as_str(), r.quoting, r.in_flow);
+        out.push_str(
+            rendered.entry(key).or_insert_with(|| render(&reference_for(&r.import_path), r.quoting, r.in_flow)),
+        );
         at = r.range.end;
     }
     out.push_str(&text[at..]);
