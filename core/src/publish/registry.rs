@@ -220,11 +220,11 @@ impl Publisher for RegistryPublisher {
         let repo = self.destination.repository_for(import_path);
         let tags = &self.destination.tags;
         tracing::info!("Publishing {repo}:{}", tags[0]);
-        // Asked once, before anything is put: what the first tag names now.
-        let current = self.tag_names(&repo, &tags[0], artifact.digest()).await?;
-        match artifact {
+        // Asked once, while the blobs go up (which leave tags alone): what the first tag names.
+        let current = self.tag_names(&repo, &tags[0], artifact.digest());
+        let current = match artifact {
             Artifact::Image(image) => {
-                self.push_blobs(&repo, image).await?;
+                let (current, ()) = futures::future::try_join(current, self.push_blobs(&repo, image)).await?;
                 if let Some(document) = &image.sbom {
                     // The first tag naming this image means the repository has it by digest.
                     if !current {
@@ -233,13 +233,15 @@ impl Publisher for RegistryPublisher {
                     }
                     self.push_sbom(&repo, &image.manifest.digest, document).await?;
                 }
+                current
             }
             Artifact::Index(index) => {
                 // Children concurrently (a few at a time), each by digest once its blobs are in;
                 // the index, below, only after all of them.
                 let children: Vec<_> =
                     index.images.iter().map(|child| Box::pin(self.push_child(&repo, child))).collect();
-                futures::stream::iter(children).buffer_unordered(CHILD_JOBS).try_collect::<Vec<()>>().await?;
+                let children = futures::stream::iter(children).buffer_unordered(CHILD_JOBS).try_collect::<Vec<()>>();
+                let (current, _) = futures::future::try_join(current, children).await?;
                 if let Some(document) = &index.sbom {
                     if !current {
                         self.put_digest(&repo, &index.manifest.digest, &index.manifest.bytes, &index.media_type)
@@ -247,8 +249,9 @@ impl Publisher for RegistryPublisher {
                     }
                     self.push_sbom(&repo, &index.manifest.digest, document).await?;
                 }
+                current
             }
-        }
+        };
         self.put_tag_unless(&repo, &tags[0], artifact, current).await?;
         for tag in &tags[1..] {
             tracing::info!("Tagging {repo}:{tag}");

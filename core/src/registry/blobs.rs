@@ -26,7 +26,7 @@ impl RegistryClient {
         let url = join(&base, &format!("v2/{repo}/blobs/{digest}"), &op)?;
         let scopes = [pull_scope(repo)];
         let auth = Auth { host: &host, repository: repo, scopes: &scopes };
-        let http = host.http()?;
+        let http = host.http().await?;
         let resp = self.send(&op, Some(&auth), &|| http.get(url.clone())).await?;
         if !resp.status().is_success() {
             return Err(status_error(resp, &op).await);
@@ -46,7 +46,7 @@ impl RegistryClient {
         let url = join(&base, &format!("v2/{repo}/blobs/{digest}"), &op)?;
         let scopes = [push_scope(repo)];
         let auth = Auth { host: &host, repository: repo, scopes: &scopes };
-        let http = host.http()?;
+        let http = host.http().await?;
         let resp = self.send(&op, Some(&auth), &|| http.head(url.clone())).await?;
         match resp.status() {
             s if s.is_success() => Ok(true),
@@ -69,7 +69,7 @@ impl RegistryClient {
         url.query_pairs_mut().append_pair("mount", digest).append_pair("from", from_repository);
         let scopes = [push_scope(repo), pull_scope(from_repository)];
         let auth = Auth { host: &host, repository: repo, scopes: &scopes };
-        let http = host.http()?;
+        let http = host.http().await?;
         let resp = self.send(&op, Some(&auth), &|| http.post(url.clone()).header(CONTENT_LENGTH, "0")).await?;
         match resp.status() {
             StatusCode::CREATED => Ok(true),
@@ -169,7 +169,7 @@ impl RegistryClient {
             Some(loc) => loc,
             None => {
                 let url = join(base, &format!("v2/{}/blobs/uploads/", op.repository), op).map_err(Upload::Fatal)?;
-                let http = host.http().map_err(Upload::Fatal)?;
+                let http = host.http().await.map_err(Upload::Fatal)?;
                 let resp = self
                     .send(op, Some(auth), &|| http.post(url.clone()).header(CONTENT_LENGTH, "0"))
                     .await
@@ -188,6 +188,7 @@ impl RegistryClient {
         let data = source.open(digest).await.map_err(Upload::Fatal)?.inspect_ok(move |b| counter.add(b.len() as u64));
         let mut rb = host
             .http()
+            .await
             .map_err(Upload::Fatal)?
             .patch(location.clone())
             .header(CONTENT_TYPE, "application/octet-stream")
@@ -247,7 +248,7 @@ impl RegistryClient {
         // while for a large blob: the deadline grows with its size).
         let mut put = location;
         put.query_pairs_mut().append_pair("digest", digest);
-        let http = host.http().map_err(Upload::Fatal)?;
+        let http = host.http().await.map_err(Upload::Fatal)?;
         let put_op = Op::new(op.doing.clone(), op.registry, op.repository).moving(Transfer::Finalize(size));
         let resp = self
             .send(&put_op, Some(auth), &|| http.put(put.clone()).header(CONTENT_LENGTH, "0"))
@@ -267,7 +268,7 @@ impl RegistryClient {
         let err = status_error(resp, op).await;
         // The PUT may have landed before its answer was lost: then the blob is there.
         if let Ok(url) = join(base, &format!("v2/{}/blobs/{digest}", op.repository), op)
-            && let Ok(http) = host.http()
+            && let Ok(http) = host.http().await
             && let Ok(r) = self.send(op, Some(auth), &|| http.head(url.clone())).await
             && r.status().is_success()
         {

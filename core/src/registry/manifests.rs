@@ -26,7 +26,7 @@ impl RegistryClient {
         let scopes = [pull_scope(repo)];
         let accept = manifest_accept();
         let auth = Auth { host: &host, repository: repo, scopes: &scopes };
-        let http = host.http()?;
+        let http = host.http().await?;
         let resp = self.send(&op, Some(&auth), &|| http.get(url.clone()).header(ACCEPT, &accept)).await?;
         if !resp.status().is_success() {
             let e = status_error(resp, &op).await;
@@ -58,7 +58,7 @@ impl RegistryClient {
         let scopes = [push_scope(repo)];
         let accept = manifest_accept();
         let auth = Auth { host: &host, repository: repo, scopes: &scopes };
-        let http = host.http()?;
+        let http = host.http().await?;
         let resp = self.send(&op, Some(&auth), &|| http.head(url.clone()).header(ACCEPT, &accept)).await?;
         match resp.status() {
             StatusCode::NOT_FOUND => Ok(None),
@@ -66,7 +66,7 @@ impl RegistryClient {
                 if let Some(d) = resp.headers().get("docker-content-digest").and_then(|v| v.to_str().ok()) {
                     return Ok(Some(d.to_string()));
                 }
-                let http = host.http()?;
+                let http = host.http().await?;
                 let resp = self.send(&op, Some(&auth), &|| http.get(url.clone()).header(ACCEPT, &accept)).await?;
                 if !resp.status().is_success() {
                     return Err(status_error(resp, &op).await);
@@ -89,7 +89,7 @@ impl RegistryClient {
         let url = join(&base, &format!("v2/{repo}/manifests/{tag}"), &op)?;
         let scopes = [push_scope(repo)];
         let auth = Auth { host: &host, repository: repo, scopes: &scopes };
-        let http = host.http()?;
+        let http = host.http().await?;
         let resp = self
             .send(&op, Some(&auth), &|| http.put(url.clone()).header(CONTENT_TYPE, media_type).body(bytes.clone()))
             .await?;

@@ -91,6 +91,8 @@ struct Host {
     certs_d: PathBuf,
     roots: Arc<TlsRoots>,
     client: std::sync::OnceLock<std::result::Result<reqwest::Client, String>>,
+    /// Turns true when a warm-up thread, if one was started, has made `client`.
+    warmed: Mutex<Option<tokio::sync::watch::Receiver<bool>>>,
     base: tokio::sync::OnceCell<Url>,
     scheme: Mutex<AuthScheme>,
     tokens: tokio::sync::Mutex<HashMap<String, Token>>,
@@ -99,13 +101,24 @@ struct Host {
 impl Host {
     /// The host's client, for any URL (plain HTTP, and TLS with the system's roots, the
     /// session's extra ones and docker's `certs.d` for this host, which setting it up loads).
-    /// Made once: a caller that comes while [`RegistryClient::warm_up`] makes it waits for it.
-    fn http(&self) -> Result<&reqwest::Client> {
-        let made = self.client.get_or_init(|| {
+    /// Made once: a caller that comes while [`RegistryClient::warm_up`] makes it awaits it
+    /// (blocking would stall every other future of the call, such as starting `go`).
+    async fn http(&self) -> Result<&reqwest::Client> {
+        if self.client.get().is_none() {
+            let warming = self.warmed.lock().expect("poisoned").clone();
+            if let Some(mut warmed) = warming {
+                // An error means the thread is gone without making it: it is made here.
+                let _ = warmed.wait_for(|done| *done).await;
+            }
+        }
+        self.make_client().as_ref().map_err(|message| Error::new(ErrorKind::Registry, message.clone()))
+    }
+
+    fn make_client(&self) -> &std::result::Result<reqwest::Client, String> {
+        self.client.get_or_init(|| {
             transport::http_client(&self.registry, self.insecure, self.roots.get(), &self.certs_d)
                 .map_err(|e| e.message().to_string())
-        });
-        made.as_ref().map_err(|message| Error::new(ErrorKind::Registry, message.clone()))
+        })
     }
 }
 
@@ -160,6 +173,7 @@ impl RegistryClient {
             certs_d: self.certs_d.clone(),
             roots: self.roots.clone(),
             client: std::sync::OnceLock::new(),
+            warmed: Mutex::new(None),
             base: tokio::sync::OnceCell::new(),
             scheme: Mutex::new(AuthScheme::None),
             tokens: Default::default(),
@@ -172,13 +186,14 @@ impl RegistryClient {
     /// milliseconds), so that it is ready when the session first needs it. The caller joins
     /// the thread before it is done with the client.
     pub fn warm_up(self: &Arc<Self>, registry: &str) -> Option<std::thread::JoinHandle<()>> {
-        let (client, registry) = (self.clone(), registry.to_string());
+        let host = self.host(registry).ok()?;
+        let (done, warmed) = tokio::sync::watch::channel(false);
+        *host.warmed.lock().expect("poisoned") = Some(warmed);
         std::thread::Builder::new()
             .name("ko-registry-warm-up".into())
             .spawn(move || {
-                if let Ok(host) = client.host(&registry) {
-                    let _ = host.http();
-                }
+                host.make_client();
+                let _ = done.send(true);
             })
             .ok()
     }
@@ -206,7 +221,7 @@ impl RegistryClient {
             let url = Url::parse(&format!("{scheme}://{}/v2/", host.registry))
                 .map_err(|e| op.error(ErrorKind::InvalidInput, format!("invalid registry name: {e}")))?;
             let ping_op = Op::new(op.doing.clone(), op.registry, op.repository);
-            let http = host.http()?;
+            let http = host.http().await?;
             match self.send_plain(&ping_op, &|| http.get(url.clone())).await {
                 Ok(resp) if resp.status().is_success() || matches!(resp.status().as_u16(), 401 | 403) => {
                     let challenge = resp.headers().get(WWW_AUTHENTICATE).and_then(|v| v.to_str().ok());

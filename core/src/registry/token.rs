@@ -101,7 +101,7 @@ impl RegistryClient {
                     q.append_pair("scope", &scopes.join(" "));
                 }
                 let body = form.query().unwrap_or_default().to_string();
-                let http = host.http()?;
+                let http = host.http().await?;
                 let make = || {
                     http.post(realm_url.clone())
                         .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
@@ -124,7 +124,7 @@ impl RegistryClient {
                     }
                 }
                 let basic = cred.basic_header();
-                let http = host.http()?;
+                let http = host.http().await?;
                 let make = || {
                     let rb = http.get(url.clone());
                     match &basic {
