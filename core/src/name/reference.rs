@@ -184,13 +184,8 @@ mod tests {
         .map(String::from)
         .chain([format!("@sha256:{}", &hex[..64]), format!("@sha512:{hex}"), format!("@sha256:{}", &hex[..63])])
         .collect();
-        let mut state = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move |n: usize| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state % n as u64) as usize
-        };
+        let mut rng = fastrand::Rng::with_seed(0x2545_f491_4f6c_dd1d);
+        let mut next = move |n: usize| rng.usize(..n);
         let mut accepted = 0;
         for _ in 0..200_000 {
             let s: String = (0..1 + next(7)).map(|_| pieces[next(pieces.len())].as_str()).collect();

@@ -403,13 +403,8 @@ mod tests {
             "- - ko://x.io/nested",
             "é: ko://x.io/ü",
         ];
-        let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut next = move |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
+        let mut rng = fastrand::Rng::with_seed(0x9E37_79B9_7F4A_7C15);
+        let mut next = move |n: usize| rng.usize(..n);
         for _ in 0..3000 {
             let mut text = String::new();
             for _ in 0..next(8) + 1 {
@@ -509,13 +504,8 @@ mod tests {
             " a,b",
             " 'x'#c",
         ];
-        let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
-        let mut next = move |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
+        let mut rng = fastrand::Rng::with_seed(0x2545_F491_4F6C_DD1D);
+        let mut next = move |n: usize| rng.usize(..n);
         let mut accepted = 0;
         for _ in 0..20_000 {
             // Mostly well-placed lines (deeper after an open key, else back to an earlier level),

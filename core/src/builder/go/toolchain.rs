@@ -360,18 +360,15 @@ pub fn reject_toolexec<'a>(args: impl Iterator<Item = &'a str>, whence: &str) ->
 mod tests {
     use super::*;
 
+    fn main_package_in(dir: &Path) -> Package {
+        Package { import_path: "example.com/x".into(), name: "main".into(), dir: dir.into(), module: None, error: None }
+    }
+
     #[test]
     fn a_changed_package_directory_changes_the_fingerprint() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("main.go"), "package main\n").unwrap();
-        let pkg = Package {
-            import_path: "example.com/x".into(),
-            name: "main".into(),
-            dir: dir.path().to_path_buf(),
-            module: None,
-            error: None,
-        };
-        let listed = Listed::new(pkg);
+        let listed = Listed::new(main_package_in(dir.path()));
         assert!(listed.is_current());
         std::fs::write(dir.path().join("other.go"), "package lib\n").unwrap();
         assert!(!listed.is_current());
@@ -388,14 +385,7 @@ mod tests {
             "// Copyright\n/* a\n package lib */\n//go:build linux\n\npackage main\n\nfunc main() {}\n",
         )
         .unwrap();
-        let pkg = Package {
-            import_path: "example.com/x".into(),
-            name: "main".into(),
-            dir: dir.path().to_path_buf(),
-            module: None,
-            error: None,
-        };
-        let listed = Listed::new(pkg);
+        let listed = Listed::new(main_package_in(dir.path()));
         std::fs::write(
             &main,
             "// Copyright\n/* a\n package lib */\n//go:build linux\n\npackage main\n\nfunc main() { println(1) }\n",
