@@ -1,7 +1,8 @@
 //! What makes rebuilds cheap, checked for correctness (never for time): the layer cache (a
 //! damaged entry still gives a correct image; a cached layer the registry lacks is made and
-//!checked; two ko processes share one cache; base manifests and configs are kept by digest), batched `go build`s (one run for several mains,
-//! byte-identical binaries), ko's parallel gzip (read by Go's compress/gzip and `gzip -d`) and
+//! checked; two ko processes share one cache; base manifests and configs are kept by digest),
+//! remembered `go list` answers (kept across code edits, not across a package clause's),
+//! batched `go build`s (one run for several mains, byte-identical binaries), ko's parallel gzip (read by Go's compress/gzip and `gzip -d`) and
 //! zstd layers (pulled and unpacked by skopeo and umoci).
 
 use std::fs;
@@ -77,6 +78,48 @@ fn base_manifests_and_configs_are_kept_by_digest_and_a_damaged_one_is_fetched_ag
     assert_eq!(build(), first, "damaged kept blobs are fetched again; the image is the same");
     let img = pull(&docker(&first));
     assert_eq!(img.layer_count(), 3, "the base's layer, kodata and the binary");
+}
+
+/// The remembered `go list` answer survives an edit of the code, which is built, and not an edit
+/// of the package clause, which makes the package no longer a main one.
+#[test]
+fn a_remembered_go_list_answer_follows_the_package_clause() {
+    let reg = Registry::start();
+    let fx = GoFixture::app();
+    let cache = fx.scratch("kocache");
+    let main_go = fx.path().join("cmd/hello/main.go");
+    let original = fs::read_to_string(&main_go).unwrap();
+    let build = || {
+        fx.ko()
+            .args(["build", "./cmd/hello"])
+            .env("KO_DOCKER_REPO", format!("{}/app", reg.host()))
+            .env("KOCACHE", &cache)
+            .output()
+            .unwrap()
+    };
+    let reference = |out: &std::process::Output| {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let digest = |out: &std::process::Output| split_digest(&reference(out)).1;
+    let first = digest(&build());
+    let edited = original.replace("fmt.Println(lib.Greeting())", "fmt.Println(\"edited:\", lib.Greeting())");
+    assert_ne!(edited, original);
+    fs::write(&main_go, &edited).unwrap();
+    let second = reference(&build());
+    assert_ne!(split_digest(&second).1, first, "the edited code is built");
+    let img = pull(&docker(&second));
+    let binary_layer = img.layer_tar(img.layer_count() - 1);
+    assert!(binary_layer.windows(7).any(|w| w == b"edited:"), "the binary holds the edited code");
+
+    fs::write(&main_go, edited.replacen("package main", "package hello", 1)).unwrap();
+    let out = build();
+    assert!(!out.status.success(), "a package hello is not built as a command");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("./cmd/hello is not a main package (it is package hello)"), "{stderr}");
+
+    fs::write(&main_go, &original).unwrap();
+    assert_eq!(digest(&build()), first, "the original source gives the original image");
 }
 
 #[test]
