@@ -66,7 +66,6 @@ impl RegistryClient {
                 if let Some(d) = resp.headers().get("docker-content-digest").and_then(|v| v.to_str().ok()) {
                     return Ok(Some(d.to_string()));
                 }
-                let http = host.http().await?;
                 let resp = self.send(&op, Some(&auth), &|| http.get(url.clone()).header(ACCEPT, &accept)).await?;
                 if !resp.status().is_success() {
                     return Err(status_error(resp, &op).await);

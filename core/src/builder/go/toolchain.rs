@@ -1,6 +1,6 @@
 //! Calls into the Go toolchain: `go list` (what a path names, cached per session and on disk
-//! until something its answer depends on changes), `go env`, `go build` with the environment upstream gives it, and the
-//! `-toolexec` ban, checked before any `go` command runs.
+//! until something its answer depends on changes), `go env`, `go build` with the environment
+//! upstream gives it, and the `-toolexec` ban, checked before any `go` command runs.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
