@@ -939,11 +939,17 @@ pub fn elf_machine(binary: &[u8]) -> u16 {
 }
 
 /// Writes `bytes` as an executable file and returns its path.
+///
+/// The executable is written by a child `install`, never through a descriptor of this process:
+/// tests run on many threads, and a `fork` on another thread while this process held the file
+/// open for writing would leave the child a copy of that descriptor until its `exec`, so running
+/// the file in that window fails with ETXTBSY ("Text file busy").
 pub fn write_executable(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
-    use std::os::unix::fs::PermissionsExt;
+    let staged = dir.join(format!(".{name}.staged"));
+    fs::write(&staged, bytes).unwrap();
     let p = dir.join(name);
-    fs::write(&p, bytes).unwrap();
-    fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+    run_tool(Command::new("install").arg("-m").arg("755").arg(&staged).arg(&p));
+    fs::remove_file(&staged).unwrap();
     p
 }
 

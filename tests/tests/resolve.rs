@@ -2,7 +2,6 @@
 //! byte for byte against the input files, and kubectl's argv/stdin recorded by a wrapper.
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use ko_tests::*;
@@ -110,9 +109,7 @@ impl KubectlRecorder {
         let dir = tempfile::tempdir().unwrap();
         let script =
             format!("#!/bin/sh\nprintf '%s\\n' \"$@\" > '{0}/argv'\ncat > '{0}/stdin'\n{then}\n", dir.path().display());
-        let path = dir.path().join("kubectl");
-        fs::write(&path, script).unwrap();
-        fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+        write_executable(dir.path(), "kubectl", script.as_bytes());
         KubectlRecorder { dir }
     }
 
