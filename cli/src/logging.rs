@@ -37,7 +37,7 @@ where
 
 /// Installs the stderr logger, writing through `progress` when there is a display.
 pub fn init(verbose: bool, progress: Option<&Display>) {
-    let default = if verbose { "ko_core=debug,oci_client=debug,info" } else { "ko_core=info,warn" };
+    let default = if verbose { "ko_core=debug,info" } else { "ko_core=info,warn" };
     let filter = EnvFilter::try_from_env("KO_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).event_format(GoLogFormat);
     match progress {

@@ -9,8 +9,8 @@
 //! DEBUG → 10, INFO → 20, WARN → 30, ERROR → 40), after a check of `isEnabledFor`, so Python's
 //! configuration decides what is shown; nothing is printed to stderr from Rust. The event's
 //! `tracing` target is in the record's `ko_target` attribute (and `funcName`), its Rust source
-//! file and line in `pathname` and `lineno`. ko's own events (`ko_core`) and
-//! the registry client's (`oci_client`) are forwarded from DEBUG up, other libraries' from WARN.
+//! file and line in `pathname` and `lineno`. ko's own events (`ko_core`, which holds the registry
+//! client too) are forwarded from DEBUG up, other libraries' from WARN.
 
 use std::fmt::{self, Write as _};
 
@@ -24,10 +24,7 @@ use tracing_subscriber::layer::{Context, Layer, SubscriberExt};
 
 /// Installs the forwarding subscriber; later calls (and a pre-existing default) are no-ops.
 pub fn install() {
-    let filter = Targets::new()
-        .with_target("ko_core", LevelFilter::DEBUG)
-        .with_target("oci_client", LevelFilter::DEBUG)
-        .with_default(LevelFilter::WARN);
+    let filter = Targets::new().with_target("ko_core", LevelFilter::DEBUG).with_default(LevelFilter::WARN);
     let subscriber = tracing_subscriber::registry().with(PythonLogging.with_filter(filter));
     let _ = tracing::subscriber::set_global_default(subscriber);
 }
