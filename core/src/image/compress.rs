@@ -7,6 +7,9 @@
 //! compressors make the output a function of the input alone, so a layer's digest is the same on
 //! a laptop and on a 64-core builder. (A compressor reused across blocks does not give that: its
 //! output depends on what it compressed before.) Level 1, as upstream's `gzip.BestSpeed`.
+//! A block that samples of it say will not compress (embedded archives, images, random data) is
+//! written as stored deflate blocks instead: deflating it would cost a core ~10 ms per block to
+//! gain nothing. The samples are the block's own bytes, so that choice too is the input's alone.
 //!
 //! Zstandard ([`Compression::Zstd`]) uses libzstd's own workers, whose output is the same for
 //! any number of workers from one up.
@@ -48,6 +51,15 @@ impl Compression {
     pub fn name(self) -> &'static str {
         match self {
             Compression::Gzip => "gzip",
+            Compression::Zstd => "zstd",
+        }
+    }
+
+    /// The name in layer cache keys. It changes whenever the bytes made from one input change,
+    /// so that digests remembered by another version of ko are not trusted.
+    pub fn cache_name(self) -> &'static str {
+        match self {
+            Compression::Gzip => "gzip.2",
             Compression::Zstd => "zstd",
         }
     }
@@ -245,8 +257,63 @@ impl<W: Write> Write for ParallelGzip<W> {
 }
 
 /// One block as raw deflate with a fresh compressor, primed with `dictionary`, ended with a sync
-/// flush (a final block when `last`); and the CRC-32 of its input.
+/// flush (a final block when `last`), or stored when it would not compress; and the CRC-32 of its
+/// input.
 fn compress_block(input: &[u8], dictionary: &[u8], last: bool) -> Compressed {
+    let mut crc = Crc::new();
+    crc.update(input);
+    if incompressible(input) {
+        return Ok((stored(input, last), crc));
+    }
+    Ok((deflate(input, dictionary, last)?, crc))
+}
+
+/// Bytes sampled from a block to judge whether it compresses.
+const SAMPLE: usize = 4096;
+
+/// Whether samples from the start, middle and end of `input` (each deflated on its own) come out
+/// at no less than 98% of their size. The first sample alone settles most blocks: text and code
+/// deflate well below 90%.
+fn incompressible(input: &[u8]) -> bool {
+    if input.len() < 4 * SAMPLE {
+        return false;
+    }
+    let starts = [0, input.len() / 2 - SAMPLE / 2, input.len() - SAMPLE];
+    let (mut taken, mut made) = (0, 0);
+    for (i, start) in starts.into_iter().enumerate() {
+        let sample = &input[start..start + SAMPLE];
+        let out = match deflate(sample, &[], true) {
+            Ok(out) => out.len(),
+            Err(_) => return false,
+        };
+        taken += SAMPLE;
+        made += out;
+        if i == 0 && out * 10 < SAMPLE * 9 {
+            return false;
+        }
+    }
+    made * 100 >= taken * 98
+}
+
+/// `input` as stored deflate blocks (each at most 65,535 bytes), the last one final when `last`.
+/// The stream is byte-aligned here (the block before ended with a sync flush or was stored), so
+/// each block's three header bits take one whole byte.
+fn stored(input: &[u8], last: bool) -> Vec<u8> {
+    let chunks = input.chunks(u16::MAX as usize);
+    let count = chunks.len();
+    let mut out = Vec::with_capacity(input.len() + 5 * count);
+    for (i, chunk) in chunks.enumerate() {
+        let len = chunk.len() as u16;
+        out.push(u8::from(last && i + 1 == count));
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(&(!len).to_le_bytes());
+        out.extend_from_slice(chunk);
+    }
+    out
+}
+
+/// `input` as raw deflate, primed with `dictionary`, ended with a sync flush (or finished).
+fn deflate(input: &[u8], dictionary: &[u8], last: bool) -> io::Result<Vec<u8>> {
     let mut c = Compress::new(flate2::Compression::fast(), false);
     if !dictionary.is_empty() {
         c.set_dictionary(dictionary).map_err(io::Error::other)?;
@@ -267,9 +334,7 @@ fn compress_block(input: &[u8], dictionary: &[u8], last: bool) -> Compressed {
             break;
         }
     }
-    let mut crc = Crc::new();
-    crc.update(input);
-    Ok((out, crc))
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -327,6 +392,30 @@ mod tests {
         feeder.join().unwrap();
         assert!(out.status.success());
         assert_eq!(out.stdout, data);
+    }
+
+    #[test]
+    fn blocks_that_do_not_compress_are_stored_and_the_rest_deflated() {
+        let data = sample();
+        let random = &data[data.len() - 3 * BLOCK / 2..];
+        let text = &data[..BLOCK];
+        assert!(incompressible(&random[..BLOCK]));
+        assert!(!incompressible(text));
+        let gz = gzip_with(2, random, 1 << 20);
+        // Header and trailer, then one 5-byte header per stored block of 65,535 bytes at most.
+        let stored_blocks = 3 * BLOCK / 2 / 65_535 + 2;
+        assert!(gz.len() <= random.len() + 18 + 5 * stored_blocks, "{} for {}", gz.len(), random.len());
+        let mut mixed = random.to_vec();
+        mixed.extend_from_slice(text);
+        mixed.extend_from_slice(&random[..BLOCK]);
+        for input in [random, &mixed[..]] {
+            let gz = gzip_with(3, input, 5000);
+            assert_eq!(gzip_with(1, input, 1 << 20), gz);
+            let mut back = Vec::new();
+            flate2::read::GzDecoder::new(&gz[..]).read_to_end(&mut back).unwrap();
+            assert_eq!(back, input);
+        }
+        assert!(gzip_with(2, &mixed, 1 << 20).len() < mixed.len() - BLOCK / 2, "the text block still deflates");
     }
 
     #[test]

@@ -113,7 +113,7 @@ impl LayerContext<'_> {
             Some(_) => {
                 let (p, a) = (package_dir.clone(), allowed_root.clone());
                 let fingerprint = blocking::run("kodata", move |_| kodata::fingerprint(&p, &a, layout)).await?;
-                Some(format!("kodata v1 {} mtime={mtime}{} {fingerprint}", compression.name(), layout.key()))
+                Some(format!("kodata v1 {} mtime={mtime}{} {fingerprint}", compression.cache_name(), layout.key()))
             }
             None => None,
         };
@@ -153,7 +153,7 @@ impl LayerContext<'_> {
                     .map_err(|e| Error::io(format!("cannot stat {}", binary.display()), e))?
                     .len();
                 let caps = xattr.map(|x| format!(" caps={}", hex::encode(x))).unwrap_or_default();
-                Some(format!("binary v1 {} {entry}{}{caps} size={size} {id}", compression.name(), layout.key()))
+                Some(format!("binary v1 {} {entry}{}{caps} size={size} {id}", compression.cache_name(), layout.key()))
             }
             None => None,
         };
