@@ -8,7 +8,7 @@
 //! a laptop and on a 64-core builder. (A compressor reused across blocks does not give that: its
 //! output depends on what it compressed before.) Level 1, as upstream's `gzip.BestSpeed`.
 //! A block that samples of it say will not compress (embedded archives, images, random data) is
-//! written as stored deflate blocks instead: deflating it would cost a core ~10 ms per block to
+//! written as stored deflate blocks instead: deflating it would cost a core 1–3 ms per block to
 //! gain nothing. The samples are the block's own bytes, so that choice too is the input's alone.
 //!
 //! Zstandard ([`Compression::Zstd`]) uses libzstd's own workers, whose output is the same for
